@@ -1,0 +1,21 @@
+// Parses the `host:port` listen addresses the CLI takes (`:80`, `127.0.0.1:8080`, `[::1]:9090`).
+import { configError } from './errors.ts';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseListenAddress(flag: string, value: string): ListenAddress {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) {
+    throw configError(`${flag}: expected HOST:PORT, :PORT or [IPv6]:PORT, got ${JSON.stringify(value)}`);
+  }
+  const host = match[1] ?? (match[2] || '0.0.0.0');
+  return { host, port };
+}
+
+export function formatListenAddress(address: ListenAddress): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}

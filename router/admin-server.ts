@@ -1,0 +1,56 @@
+// The admin listener: `/healthz` for the load balancer's probe (200 only once
+// the first etcd snapshot is loaded and a worker serves; 503 while draining) and
+// `/routes`, the table as JSON. It keeps answering 200 while etcd is down: the
+// router still serves its last known table, and taking every node out of the
+// load balancer because etcd is down would turn an etcd outage into a total one.
+import { createServer, type Server } from 'node:http';
+import type { ListenAddress } from '../common/listen-address.ts';
+
+export interface AdminState {
+  ready(): boolean;
+  health(): object;
+  routes(): object;
+}
+
+export class AdminServer {
+  readonly #server: Server;
+  readonly #address: ListenAddress;
+
+  constructor(address: ListenAddress, state: AdminState) {
+    this.#address = address;
+    this.#server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      let status = 200;
+      let body: object;
+      if (path === '/healthz') {
+        status = state.ready() ? 200 : 503;
+        body = state.health();
+      } else if (path === '/routes') {
+        body = state.routes();
+      } else {
+        status = 404;
+        body = { error: 'not found', endpoints: ['/healthz', '/routes'] };
+      }
+      const text = `${JSON.stringify(body, null, 2)}\n`;
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#address.port, this.#address.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+}

@@ -1,0 +1,92 @@
+// A backend's live state: its upstream connection pool and its passive health.
+// Config (which service, which instance, what weight) lives in ServicePool; this
+// object is shared by every instance entry with the same address, so a route or
+// weight update never resets a backend's health or drops its keep-alive pool.
+import { Pool } from 'undici';
+
+export interface BackendOptions {
+  /** TCP connect timeout, ms. */
+  readonly connectTimeout: number;
+  /** How long an idle upstream keep-alive connection is kept, ms. */
+  readonly keepAliveTimeout: number;
+  /** Cap on open connections per backend; 0 = no cap. */
+  readonly maxConnections: number;
+  /** Consecutive transport failures that eject a backend. */
+  readonly maxFails: number;
+  /** First ejection period, ms; each ejection in a row doubles it up to ejectMax. */
+  readonly ejectBase: number;
+  readonly ejectMax: number;
+}
+
+export class Backend {
+  readonly host: string;
+  readonly port: number;
+  readonly address: string;
+  readonly origin: string;
+  /** Requests in flight, for least-connections and draining. */
+  active = 0;
+  consecutiveFailures = 0;
+  /** Epoch ms until which the backend is ejected; 0 when healthy. */
+  ejectedUntil = 0;
+  /** Ejections in a row without a success in between; drives the growing period. */
+  ejections = 0;
+  /** How many instance entries refer to this backend (owned by BackendRegistry). */
+  refs = 0;
+  readonly #options: BackendOptions;
+  #dispatcher: Pool | undefined;
+
+  constructor(host: string, port: number, options: BackendOptions) {
+    this.host = host;
+    this.port = port;
+    this.address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    this.origin = `http://${this.address}`;
+    this.#options = options;
+  }
+
+  /** The keep-alive pool, created on first use so a process that only reads the table opens nothing. */
+  get dispatcher(): Pool {
+    return (this.#dispatcher ??= new Pool(this.origin, {
+      connect: { timeout: this.#options.connectTimeout },
+      connections: this.#options.maxConnections || null,
+      keepAliveTimeout: this.#options.keepAliveTimeout,
+      keepAliveMaxTimeout: this.#options.keepAliveTimeout,
+      pipelining: 1,
+    }));
+  }
+
+  isEjected(now: number): boolean {
+    return this.ejectedUntil > now;
+  }
+
+  recordSuccess(): void {
+    if (this.consecutiveFailures !== 0 || this.ejections !== 0) {
+      this.consecutiveFailures = 0;
+      this.ejections = 0;
+      this.ejectedUntil = 0;
+    }
+  }
+
+  /** Counts a transport failure; returns true when it ejected the backend. */
+  recordFailure(now: number): boolean {
+    if (++this.consecutiveFailures < this.#options.maxFails) return false;
+    const period = Math.min(this.#options.ejectBase * 2 ** this.ejections, this.#options.ejectMax);
+    this.ejectedUntil = now + period;
+    this.ejections++;
+    // On probation after the period: one more failure ejects it again, for longer.
+    this.consecutiveFailures = this.#options.maxFails - 1;
+    return true;
+  }
+
+  /** Lets in-flight requests finish, then closes the pool. */
+  async close(): Promise<void> {
+    const pool = this.#dispatcher;
+    this.#dispatcher = undefined;
+    if (pool && !pool.closed) await pool.close().catch(() => {});
+  }
+
+  async destroy(err?: Error): Promise<void> {
+    const pool = this.#dispatcher;
+    this.#dispatcher = undefined;
+    if (pool && !pool.destroyed) await pool.destroy(err ?? null).catch(() => {});
+  }
+}

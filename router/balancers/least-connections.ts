@@ -1,0 +1,24 @@
+// Least connections: the backend with the fewest requests in flight; ties are
+// broken round-robin so that an idle service still spreads its load.
+import type { Backend } from '../backend.ts';
+import type { ServicePool } from '../service-pool.ts';
+
+export function selectLeastConnections(pool: ServicePool, now: number, tried: readonly Backend[] | null): Backend | null {
+  const entries = pool.entries;
+  const n = entries.length;
+  let start = pool.cursor;
+  if (start >= n) start = 0;
+  pool.cursor = start + 1;
+  let best: Backend | null = null;
+  let fallback: Backend | null = null;
+  for (let i = 0; i < n; i++) {
+    const backend = entries[(start + i) % n].backend;
+    if (tried !== null && tried.includes(backend)) continue;
+    if (backend.ejectedUntil > now) {
+      if (fallback === null || backend.ejectedUntil < fallback.ejectedUntil) fallback = backend;
+    } else if (best === null || backend.active < best.active) {
+      best = backend;
+    }
+  }
+  return best ?? fallback;
+}

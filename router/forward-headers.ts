@@ -1,0 +1,173 @@
+// Header rules at the proxy boundary, done in one pass over the raw headers:
+// hop-by-hop headers dropped both ways (RFC 9110 §7.6.1), X-Forwarded-* set
+// for the upstream, the request id kept or made, and the checks RFC 9112 asks of
+// an intermediary that llhttp leaves to us (a repeated Host, transfer codings
+// other than chunked).
+import { randomUUID } from 'node:crypto';
+
+/** What the single pass over a request's headers found. */
+export interface RequestHead {
+  /** Headers for the upstream, flat [name, value, ...]. */
+  headers: string[];
+  /** Lowercase host without port ('' when the client sent none). */
+  host: string;
+  requestId: string;
+  hasBody: boolean;
+  /** A reason to refuse the request, with the status to refuse it with. */
+  reject: { status: 400 | 501; reason: string } | null;
+}
+
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+const HOST_VALUE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*)(?::\d{1,5})?$/;
+
+export function readRequestHead(raw: readonly string[], remoteAddress: string, proto: string): RequestHead {
+  const headers: string[] = [];
+  let host: string | null = null;
+  let hostCount = 0;
+  let connection: string | null = null;
+  let transferEncoding: string | null = null;
+  let contentLength: string | null = null;
+  let forwardedFor: string | null = null;
+  let requestId: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const value = raw[i + 1];
+    switch (name.length) {
+      // Dispatch on length first so that most headers cost one comparison.
+      case 2:
+        if (name.toLowerCase() === 'te') continue;
+        break;
+      case 4:
+        if (name.toLowerCase() === 'host') {
+          hostCount++;
+          host = value;
+        }
+        break;
+      case 6:
+        if (name.toLowerCase() === 'expect') continue; // node:http answered 100-continue already
+        break;
+      case 7: {
+        const lower = name.toLowerCase();
+        if (lower === 'upgrade' || lower === 'trailer') continue;
+        break;
+      }
+      case 10: {
+        const lower = name.toLowerCase();
+        if (lower === 'connection') {
+          connection = connection === null ? value : `${connection},${value}`;
+          continue;
+        }
+        if (lower === 'keep-alive') continue;
+        break;
+      }
+      case 12:
+        if (name.toLowerCase() === 'x-request-id') {
+          if (REQUEST_ID.test(value)) requestId = value;
+          continue;
+        }
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') contentLength = value;
+        else if (name.toLowerCase() === 'http2-settings') continue;
+        break;
+      case 15:
+        if (name.toLowerCase() === 'x-forwarded-for') {
+          forwardedFor = forwardedFor === null ? value : `${forwardedFor}, ${value}`;
+          continue;
+        }
+        break;
+      case 16: {
+        const lower = name.toLowerCase();
+        if (lower === 'x-forwarded-host' || lower === 'proxy-connection') continue;
+        break;
+      }
+      case 17: {
+        const lower = name.toLowerCase();
+        if (lower === 'transfer-encoding') {
+          transferEncoding = transferEncoding === null ? value : `${transferEncoding},${value}`;
+          continue;
+        }
+        if (lower === 'x-forwarded-proto') continue;
+        break;
+      }
+    }
+    headers.push(name, value);
+  }
+
+  let reject: RequestHead['reject'] = null;
+  if (hostCount > 1) reject = { status: 400, reason: 'more than one Host header' };
+  else if (host !== null && !HOST_VALUE.test(host)) reject = { status: 400, reason: 'invalid Host header' };
+  if (transferEncoding !== null && transferEncoding.trim().toLowerCase() !== 'chunked') {
+    reject = { status: 501, reason: 'unsupported transfer coding' };
+  }
+
+  if (connection !== null) dropConnectionListed(headers, connection);
+  const id = requestId ?? randomUUID();
+  headers.push(
+    'x-forwarded-for', forwardedFor === null ? remoteAddress : `${forwardedFor}, ${remoteAddress}`,
+    'x-forwarded-proto', proto,
+    'x-request-id', id,
+  );
+  if (host !== null) headers.push('x-forwarded-host', host);
+  return {
+    headers,
+    host: host === null ? '' : normalizeHost(host),
+    requestId: id,
+    hasBody: transferEncoding !== null || (contentLength !== null && contentLength !== '0'),
+    reject,
+  };
+}
+
+/** Lowercase, without port or trailing dot; IPv6 literals keep their brackets. */
+export function normalizeHost(host: string): string {
+  let end = host.length;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    end = host.indexOf(']') + 1;
+  } else {
+    const colon = host.lastIndexOf(':');
+    if (colon >= 0) end = colon;
+  }
+  if (host.charCodeAt(end - 1) === 46 /* . */) end--;
+  const bare = end === host.length ? host : host.slice(0, end);
+  return bare.toLowerCase();
+}
+
+/** Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1). */
+function dropConnectionListed(headers: string[], connection: string): void {
+  const listed = connection.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive');
+  if (listed.length === 0) return;
+  let out = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (listed.includes(headers[i].toLowerCase())) continue;
+    headers[out++] = headers[i];
+    headers[out++] = headers[i + 1];
+  }
+  headers.length = out;
+}
+
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+/** Upstream response headers (as parsed by undici: lowercase names) to a flat list for the client. */
+export function responseHeaders(parsed: Record<string, string | string[] | undefined>, requestId: string): string[] {
+  const out: string[] = [];
+  let listed: string[] | null = null;
+  let hasRequestId = false;
+  for (const name in parsed) {
+    const value = parsed[name];
+    if (value === undefined) continue;
+    if (RESPONSE_HOP_BY_HOP.has(name)) {
+      if (name === 'connection') listed = String(value).toLowerCase().split(',').map((t) => t.trim());
+      continue;
+    }
+    if (name === 'x-request-id') hasRequestId = true;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const v of value) out.push(name, v);
+  }
+  if (listed !== null) {
+    const kept: string[] = [];
+    for (let i = 0; i < out.length; i += 2) if (!listed.includes(out[i])) kept.push(out[i], out[i + 1]);
+    return hasRequestId ? kept : [...kept, 'x-request-id', requestId];
+  }
+  if (!hasRequestId) out.push('x-request-id', requestId);
+  return out;
+}

@@ -1,0 +1,253 @@
+// The hot path: one client request proxied to one upstream attempt at a time.
+// A ProxyExchange is the undici dispatch handler itself (one object per
+// request), streams both bodies with backpressure, fails over to the next
+// backend when nothing was sent, retries an idempotent request once, and maps
+// what cannot be retried to 502/503/504 through upstream-errors.ts.
+//
+// Never: parse JSON, walk the table, or allocate per header more than once.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../common/logger.ts';
+import type { Backend } from './backend.ts';
+import { readRequestHead, responseHeaders, normalizeHost, type RequestHead } from './forward-headers.ts';
+import type { Route, RouteTable } from './route-table.ts';
+import { classifyUpstreamError, statusText } from './upstream-errors.ts';
+
+export interface ProxyContext {
+  readonly table: RouteTable;
+  /** Access log, or null when disabled. */
+  readonly accessLog: Logger | null;
+  readonly log: Logger;
+  readonly proto: 'http' | 'https';
+  /** Upstream response-header timeout and idle (between body chunks) timeout, ms. */
+  readonly responseTimeout: number;
+  readonly idleTimeout: number;
+  /** Most backends one request may try. */
+  readonly maxAttempts: number;
+  /** Requests in flight in this process (for draining). */
+  inFlight: number;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const MAX_ATTEMPTS_CAP = 5;
+
+export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
+  const started = performance.now();
+  const head = readRequestHead(req.rawHeaders, req.socket.remoteAddress ?? '', ctx.proto);
+  let path = req.url ?? '/';
+  let host = head.host;
+  if (head.reject !== null) {
+    sendError(ctx, req, res, head, head.reject.status, head.reject.reason, started, host, path);
+    return;
+  }
+  if (path.charCodeAt(0) !== 47 /* / */) {
+    // Absolute-form (RFC 9112 §3.2.2): the authority in the target wins over Host.
+    const match = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(path);
+    if (match === null) {
+      sendError(ctx, req, res, head, 400, 'invalid request target', started, host, path);
+      return;
+    }
+    host = normalizeHost(match[1]);
+    path = match[2] === '' ? '/' : match[2].charCodeAt(0) === 63 ? `/${match[2]}` : match[2];
+  }
+  const route = ctx.table.resolve(host, path);
+  if (route === null) {
+    sendError(ctx, req, res, head, 404, 'no route', started, host, path);
+    return;
+  }
+  new ProxyExchange(ctx, req, res, head, route, host, path, started).start();
+}
+
+class ProxyExchange implements Dispatcher.DispatchHandler {
+  readonly #ctx: ProxyContext;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #head: RequestHead;
+  readonly #route: Route;
+  readonly #host: string;
+  readonly #path: string;
+  readonly #started: number;
+  #backend: Backend | null = null;
+  #tried: Backend[] | null = null;
+  #controller: Dispatcher.DispatchController | null = null;
+  /** The current attempt reached a connection (request bytes may have left). */
+  #sent = false;
+  #retriedAfterSend = false;
+  #attempts = 0;
+  #bytes = 0;
+  #status = 0;
+  #done = false;
+  #clientGone = false;
+
+  constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, head: RequestHead, route: Route, host: string, path: string, started: number) {
+    this.#ctx = ctx;
+    this.#req = req;
+    this.#res = res;
+    this.#head = head;
+    this.#route = route;
+    this.#host = host;
+    this.#path = path;
+    this.#started = started;
+  }
+
+  start(): void {
+    this.#ctx.inFlight++;
+    this.#res.once('close', () => {
+      if (!this.#done) {
+        this.#clientGone = true;
+        this.#controller?.abort(new Error('client closed the connection'));
+      }
+    });
+    this.#dispatch();
+  }
+
+  #dispatch(): void {
+    const route = this.#route;
+    const backend = route.select(route.pool, Date.now(), this.#tried);
+    if (backend === null) {
+      this.#fail(503, this.#attempts === 0 ? 'no live backend' : 'no backend left to try');
+      return;
+    }
+    this.#backend = backend;
+    this.#sent = false;
+    this.#controller = null;
+    this.#attempts++;
+    backend.active++;
+    try {
+      backend.dispatcher.dispatch({
+        path: this.#path,
+        method: this.#req.method as Dispatcher.HttpMethod,
+        headers: this.#head.headers,
+        body: this.#head.hasBody ? this.#req : null,
+        headersTimeout: route.responseTimeout ?? this.#ctx.responseTimeout,
+        bodyTimeout: route.idleTimeout ?? this.#ctx.idleTimeout,
+      }, this);
+    } catch (err) {
+      backend.active--;
+      this.#ctx.log.warn({ err: (err as Error).message, backend: backend.address }, 'upstream dispatch refused the request');
+      this.#fail(502, 'invalid upstream request');
+    }
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    this.#sent = true;
+    if (this.#clientGone) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    this.#status = statusCode;
+    this.#res.writeHead(statusCode, responseHeaders(headers, this.#head.requestId));
+    this.#controller = controller;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#bytes += chunk.length;
+    if (!this.#res.write(chunk)) {
+      controller.pause();
+      this.#res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    const backend = this.#backend!;
+    backend.active--;
+    backend.recordSuccess();
+    this.#done = true;
+    this.#res.end();
+    this.#finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const backend = this.#backend!;
+    backend.active--;
+    if (this.#clientGone) {
+      this.#done = true;
+      this.#status = this.#status || 499;
+      this.#finish(backend);
+      return;
+    }
+    const failure = classifyUpstreamError(err);
+    if (failure.backendFault && backend.recordFailure(Date.now())) {
+      this.#ctx.log.warn({ backend: backend.address, service: this.#route.pool.name, until: new Date(backend.ejectedUntil).toISOString(), err: failure.reason }, 'backend ejected');
+    }
+    if (this.#res.headersSent) {
+      // Too late for another status: cut the client off so it sees a truncated response, not a complete one.
+      this.#done = true;
+      this.#res.destroy();
+      this.#finish(backend, failure.reason);
+      return;
+    }
+    if (this.#canRetry()) {
+      (this.#tried ??= []).push(backend);
+      if (this.#sent) this.#retriedAfterSend = true;
+      this.#dispatch();
+      return;
+    }
+    this.#fail(failure.status, failure.reason);
+  }
+
+  #canRetry(): boolean {
+    const req = this.#req;
+    if (this.#head.hasBody && (req.readableDidRead || req.destroyed)) return false;
+    if (this.#attempts >= Math.min(this.#route.pool.size, this.#ctx.maxAttempts, MAX_ATTEMPTS_CAP)) return false;
+    // Nothing left the proxy: any method may go to the next backend.
+    if (!this.#sent) return true;
+    return !this.#retriedAfterSend && IDEMPOTENT.has(req.method ?? '');
+  }
+
+  #fail(status: number, reason: string): void {
+    this.#done = true;
+    this.#status = status;
+    writeError(this.#req, this.#res, this.#head, status);
+    this.#finish(this.#backend, reason);
+  }
+
+  #finish(backend: Backend | null = this.#backend, error?: string): void {
+    this.#ctx.inFlight--;
+    const log = this.#ctx.accessLog;
+    if (log === null) return;
+    log.info({
+      method: this.#req.method,
+      host: this.#host,
+      path: this.#path,
+      status: this.#status,
+      bytes: this.#bytes,
+      ms: Math.round((performance.now() - this.#started) * 1000) / 1000,
+      backend: backend?.address,
+      service: this.#route.pool.name,
+      attempts: this.#attempts,
+      id: this.#head.requestId,
+      error,
+    });
+  }
+}
+
+function sendError(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, head: RequestHead, status: number, reason: string, started: number, host: string, path: string): void {
+  writeError(req, res, head, status);
+  ctx.accessLog?.info({
+    method: req.method,
+    host,
+    path,
+    status,
+    bytes: 0,
+    ms: Math.round((performance.now() - started) * 1000) / 1000,
+    id: head.requestId,
+    error: reason,
+  });
+}
+
+function writeError(req: IncomingMessage, res: ServerResponse, head: RequestHead, status: number): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = `${status} ${statusText[status] ?? 'Error'}\n`;
+  const headers = [
+    'content-type', 'text/plain; charset=utf-8',
+    'content-length', String(Buffer.byteLength(body)),
+    'cache-control', 'no-store',
+    'x-request-id', head.requestId,
+  ];
+  // An unread request body would otherwise be read to its end just to keep the connection.
+  if ((head.hasBody && !req.complete) || status === 400 || status === 501) headers.push('connection', 'close');
+  res.writeHead(status, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

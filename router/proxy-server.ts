@@ -1,0 +1,90 @@
+// The client-facing HTTP/1.1 listener of one worker: strict parsing (llhttp in
+// strict mode plus forward-headers' checks), bounded heads, slow-client
+// timeouts, malformed requests refused without reaching a backend, and a
+// graceful close that drains in-flight requests.
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../common/logger.ts';
+import type { ListenAddress } from '../common/listen-address.ts';
+import { handleRequest, type ProxyContext } from './proxy-exchange.ts';
+import { statusText } from './upstream-errors.ts';
+
+export interface ProxyServerOptions {
+  readonly address: ListenAddress;
+  /** Largest request head accepted, bytes; larger gets 431. */
+  readonly maxHeaderSize: number;
+  /** Time a client has to send a complete request head, ms (slowloris guard); 408 after. */
+  readonly clientHeaderTimeout: number;
+  /** Inactivity allowed on a client connection while a request is open, ms. */
+  readonly clientIdleTimeout: number;
+  /** How long an idle client keep-alive connection is kept, ms. */
+  readonly keepAliveTimeout: number;
+}
+
+export class ProxyServer {
+  readonly #server: Server;
+  readonly #ctx: ProxyContext;
+  readonly #log: Logger;
+  readonly #options: ProxyServerOptions;
+
+  constructor(ctx: ProxyContext, options: ProxyServerOptions, log: Logger) {
+    this.#ctx = ctx;
+    this.#log = log;
+    this.#options = options;
+    this.#server = createServer({
+      maxHeaderSize: options.maxHeaderSize,
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      joinDuplicateHeaders: false,
+      headersTimeout: options.clientHeaderTimeout,
+      // Whole-request deadline off: a large upload on a slow link is fine while it moves (clientIdleTimeout).
+      requestTimeout: 0,
+      keepAliveTimeout: options.keepAliveTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, options.clientHeaderTimeout / 4)),
+      noDelay: true,
+    }, (req, res) => handleRequest(ctx, req, res));
+    this.#server.timeout = options.clientIdleTimeout;
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
+    this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'proxy listener error'));
+  }
+
+  listen(): Promise<void> {
+    const { host, port } = this.#options.address;
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      // reusePort: every worker binds the port itself and the kernel spreads connections.
+      this.#server.listen({ host, port, reusePort: true, exclusive: true }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting, lets in-flight requests finish (at most `timeout` ms), then closes every connection. */
+  async close(timeout: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    const deadline = Date.now() + timeout;
+    while (this.#ctx.inFlight > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      this.#server.closeIdleConnections();
+    }
+    if (this.#ctx.inFlight > 0) this.#log.warn({ inFlight: this.#ctx.inFlight }, 'drain timeout; closing remaining connections');
+    this.#server.closeAllConnections();
+    await closed;
+  }
+
+  #onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? 'ERR';
+    if (code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.#ctx.accessLog?.info({ status, error: code, remote: socket.remoteAddress }, 'refused malformed request');
+    const body = `${status} ${statusText[status]}\n`;
+    socket.end(`HTTP/1.1 ${status} ${statusText[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    socket.destroySoon();
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+}

@@ -1,0 +1,160 @@
+// The router's primary process on a node: the single etcd watch, the admin
+// listener, and the proxy workers it feeds with table changes over IPC. It
+// restarts a worker that dies and drains all of them on SIGTERM.
+import cluster, { type Worker } from 'node:cluster';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { createEtcdClient } from '../common/etcd-client.ts';
+import type { Logger } from '../common/logger.ts';
+import { AdminServer } from './admin-server.ts';
+import { BackendRegistry } from './backend-registry.ts';
+import type { RouterConfig } from './config.ts';
+import { EtcdSync } from './etcd-sync.ts';
+import { RouteKeys, type TableChange } from './route-keys.ts';
+import { RouteTable } from './route-table.ts';
+import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messages.ts';
+
+const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
+
+export class RouterSupervisor {
+  readonly #config: RouterConfig;
+  readonly #log: Logger;
+  readonly #etcd;
+  readonly #sync: EtcdSync;
+  /** The primary's copy of the table, for /routes; it never opens upstream connections. */
+  readonly #table: RouteTable;
+  /** Last good change per etcd key: what a new worker is seeded with. */
+  readonly #state = new Map<string, TableChange>();
+  readonly #admin: AdminServer;
+  readonly #workers = new Set<Worker>();
+  readonly #listening = new Set<Worker>();
+  #workerConfig: RouterConfig;
+  #stopping: Promise<void> | null = null;
+  #restartDelay = 250;
+
+  constructor(config: RouterConfig, log: Logger) {
+    this.#config = config;
+    this.#workerConfig = config;
+    this.#log = log;
+    this.#etcd = createEtcdClient(config.etcd);
+    this.#table = new RouteTable(new BackendRegistry({
+      connectTimeout: 1, keepAliveTimeout: 1, maxConnections: 0, maxFails: 1, ejectBase: 1, ejectMax: 1,
+    }), config.domain);
+    this.#sync = new EtcdSync(this.#etcd, new RouteKeys(config.etcdPrefix), log.child({ component: 'etcd-sync' }), {
+      probeInterval: config.etcdProbeInterval,
+      stallCheckEvery: 10,
+      onChanges: (changes) => this.#onChanges(changes),
+    });
+    this.#admin = new AdminServer(config.admin, {
+      ready: () => this.#stopping === null && this.#sync.state.synced && this.#listening.size > 0,
+      health: () => this.#health(),
+      routes: () => ({ ...this.#table.toJSON(), etcd: this.#health().etcd }),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.#admin.listen();
+    // Port 0 means "any free port"; every worker must bind the same one, so pick it here.
+    const http = this.#config.http.port === 0 ? { ...this.#config.http, port: await freePort(this.#config.http.host) } : this.#config.http;
+    this.#workerConfig = { ...this.#config, http };
+    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], silent: false });
+    const ready = Promise.all(Array.from({ length: this.#config.workers }, () => this.#fork(true)));
+    void this.#sync.start();
+    await ready;
+    this.#log.info({ http: `${http.host}:${http.port}`, admin: `${this.#config.admin.host}:${this.#config.admin.port}`, workers: this.#config.workers }, 'router listening');
+  }
+
+  /** Graceful stop: /healthz turns 503, workers drain in-flight requests, then everything closes. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#log.info({ drainTimeout: this.#config.drainTimeout }, 'draining');
+      const exited = [...this.#workers].map((worker) => new Promise<void>((resolve) => {
+        worker.once('exit', () => resolve());
+        this.#send(worker, { type: 'drain' });
+      }));
+      const deadline = setTimeout(() => {
+        for (const worker of this.#workers) worker.process.kill('SIGKILL');
+      }, this.#config.drainTimeout + 5000);
+      await Promise.all(exited);
+      clearTimeout(deadline);
+      await this.#sync.close();
+      this.#etcd.close();
+      await this.#admin.close();
+      this.#log.info('stopped');
+    })();
+    return this.#stopping;
+  }
+
+  #fork(initial: boolean): Promise<void> {
+    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(this.#workerConfig) });
+    this.#workers.add(worker);
+    this.#send(worker, { type: 'changes', changes: [...this.#state.values()] });
+    return new Promise((resolve, reject) => {
+      worker.on('message', (message: ToPrimary) => {
+        if (message.type === 'listening') {
+          this.#listening.add(worker);
+          this.#restartDelay = 250;
+          resolve();
+        } else if (message.type === 'fatal') {
+          this.#log.fatal({ worker: worker.process.pid }, message.message);
+          if (initial) reject(new Error(message.message));
+        }
+      });
+      worker.on('exit', (code, signal) => {
+        this.#workers.delete(worker);
+        const wasListening = this.#listening.delete(worker);
+        if (this.#stopping !== null) return;
+        if (!wasListening && initial) {
+          reject(new Error(`router worker exited before listening (code ${code}, signal ${signal})`));
+          return;
+        }
+        this.#log.error({ worker: worker.process.pid, code, signal, restartInMs: this.#restartDelay }, 'router worker died; restarting it');
+        setTimeout(() => {
+          if (this.#stopping === null) this.#fork(false).catch(() => {});
+        }, this.#restartDelay).unref();
+        this.#restartDelay = Math.min(this.#restartDelay * 2, 10_000);
+      });
+    });
+  }
+
+  #onChanges(changes: readonly TableChange[]): void {
+    for (const change of changes) {
+      const removed = change.kind === 'backend' ? change.spec === null : change.rule === null;
+      if (removed) this.#state.delete(change.key);
+      else this.#state.set(change.key, change);
+    }
+    this.#table.apply(changes);
+    const message: ToWorker = { type: 'changes', changes };
+    for (const worker of this.#workers) this.#send(worker, message);
+  }
+
+  #send(worker: Worker, message: ToWorker): void {
+    if (worker.isConnected()) worker.send(message, undefined, () => {});
+  }
+
+  #health(): { ready: boolean; draining: boolean; workers: object; etcd: object } {
+    const state = this.#sync.state;
+    return {
+      ready: this.#stopping === null && state.synced && this.#listening.size > 0,
+      draining: this.#stopping !== null,
+      workers: { configured: this.#config.workers, listening: this.#listening.size },
+      etcd: {
+        synced: state.synced,
+        connected: state.connected,
+        revision: state.revision,
+        secondsSinceContact: state.lastContact === 0 ? null : Math.round((Date.now() - state.lastContact) / 100) / 10,
+      },
+    };
+  }
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
