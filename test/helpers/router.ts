@@ -1,0 +1,90 @@
+// Runs the real `tug router` as a child process (the same entry point operators
+// use) against a test etcd, and ends it by its pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.ts';
+import { waitFor } from './wait.ts';
+
+const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
+
+export interface RouterOptions {
+  readonly etcd: string;
+  readonly workers?: number;
+  readonly domain?: string;
+  readonly args?: readonly string[];
+  /** Wait for /healthz 200 (default true). */
+  readonly waitReady?: boolean;
+}
+
+export class RouterProcess {
+  readonly httpPort: number;
+  readonly adminPort: number;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  output = '';
+
+  constructor(child: ChildProcess, httpPort: number, adminPort: number) {
+    this.child = child;
+    this.httpPort = httpPort;
+    this.adminPort = adminPort;
+    child.stdout!.on('data', (d) => { this.output += d; });
+    child.stderr!.on('data', (d) => { this.output += d; });
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Parsed JSON log lines so far. */
+  logs(): Record<string, unknown>[] {
+    return this.output.split('\n').filter((l) => l.startsWith('{')).map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    });
+  }
+
+  async health(): Promise<{ status: number; body: Record<string, any> }> {
+    const res = await fetch(`http://127.0.0.1:${this.adminPort}/healthz`);
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  }
+
+  async routes(): Promise<Record<string, any>> {
+    const res = await fetch(`http://127.0.0.1:${this.adminPort}/routes`);
+    return (await res.json()) as Record<string, any>;
+  }
+
+  /** SIGTERM (graceful) and wait for exit; returns the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+export async function startRouter(options: RouterOptions): Promise<RouterProcess> {
+  const httpPort = await freePort();
+  const adminPort = await freePort();
+  const args = [
+    TUG, 'router',
+    '--http', `127.0.0.1:${httpPort}`,
+    '--admin', `127.0.0.1:${adminPort}`,
+    '--etcd', options.etcd,
+    '--workers', String(options.workers ?? 1),
+    '--drain-timeout', '5s',
+    ...(options.domain === undefined ? ['--domain', 'test'] : options.domain === '' ? [] : ['--domain', options.domain]),
+    ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+  const router = new RouterProcess(child, httpPort, adminPort);
+  if (options.waitReady !== false) {
+    try {
+      await waitFor(async () => (await router.health()).status === 200, { timeout: 15_000, interval: 25, what: 'router /healthz 200' });
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`${(err as Error).message}\nrouter output:\n${router.output.slice(-4000)}`);
+    }
+  }
+  return router;
+}
