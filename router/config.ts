@@ -65,7 +65,7 @@ export const routerOptions = {
   maxAttempts: { flags: '--max-attempts <n>', env: 'TUG_MAX_ATTEMPTS', default: '3', description: 'most backends one request may try (1..5)' },
   drainTimeout: { flags: '--drain-timeout <duration>', env: 'TUG_DRAIN_TIMEOUT', default: '10s', description: 'on SIGTERM, longest wait for in-flight requests' },
   etcdProbeInterval: { flags: '--etcd-probe-interval <duration>', env: 'TUG_ETCD_PROBE_INTERVAL', default: '1s', description: 'how often etcd reachability and watch progress are checked' },
-  accessLog: { flags: '--no-access-log', env: 'TUG_ACCESS_LOG', default: undefined, description: 'disable the per-request access log' },
+  accessLog: { flags: '--no-access-log', env: 'TUG_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
 } as const satisfies Record<keyof RouterConfig, OptionSpec>;
 
@@ -117,7 +117,7 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
     maxAttempts: parseInteger('--max-attempts', get('maxAttempts'), 1, 5),
     drainTimeout: duration('drainTimeout'),
     etcdProbeInterval: duration('etcdProbeInterval'),
-    accessLog: raw.accessLog !== false && raw.accessLog !== 'false' && raw.accessLog !== '0',
+    accessLog: raw.accessLog !== false,
     logLevel,
   };
   if (config.maxHeaderSize < 1024 || config.maxHeaderSize > 1024 * 1024) throw configError('--max-header-size: must be between 1KiB and 1MiB');

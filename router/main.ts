@@ -4,7 +4,7 @@ import type { RouterConfig } from './config.ts';
 import { RouterSupervisor } from './supervisor.ts';
 
 export async function startRouter(config: RouterConfig): Promise<void> {
-  const log = createLogger(config.logLevel, { component: 'router' });
+  const log = createLogger(config.logLevel);
   const supervisor = new RouterSupervisor(config, log);
   const stop = () => {
     void supervisor.stop().then(() => {
@@ -17,7 +17,7 @@ export async function startRouter(config: RouterConfig): Promise<void> {
   try {
     await supervisor.start();
   } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'router failed to start');
+    log.fatal({ component: 'router', err: (err as Error).message }, 'router failed to start');
     log.flush();
     await supervisor.stop().catch(() => {});
     process.exit(1);

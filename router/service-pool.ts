@@ -16,8 +16,12 @@ export class ServicePool {
   entries: readonly InstanceEntry[] = [];
   /** Round-robin order: each backend appears `weight` times, smoothly interleaved. */
   schedule: readonly Backend[] = [];
-  /** Next index into `schedule` (round-robin state survives updates). */
-  cursor = 0;
+  /**
+   * Next index into `schedule` (round-robin state survives updates). Starts at
+   * a random place so that the workers of a node, each with its own cursor, do
+   * not all send their first requests to the same backend.
+   */
+  cursor = Math.floor(Math.random() * 0x7fffffff);
 
   constructor(name: string) {
     this.name = name;

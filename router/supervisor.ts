@@ -35,7 +35,7 @@ export class RouterSupervisor {
   constructor(config: RouterConfig, log: Logger) {
     this.#config = config;
     this.#workerConfig = config;
-    this.#log = log;
+    this.#log = log.child({ component: 'router' });
     this.#etcd = createEtcdClient(config.etcd);
     this.#table = new RouteTable(new BackendRegistry({
       connectTimeout: 1, keepAliveTimeout: 1, maxConnections: 0, maxFails: 1, ejectBase: 1, ejectMax: 1,

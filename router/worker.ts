@@ -11,7 +11,8 @@ import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messa
 export async function runWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_CONFIG_ENV] ?? 'null') as RouterConfig | null;
   if (config === null || typeof process.send !== 'function') throw new Error('router worker started without its primary');
-  const log = createLogger(config.logLevel, { component: 'router-worker' });
+  const root = createLogger(config.logLevel);
+  const log = root.child({ component: 'router-worker' });
   const send = (message: ToPrimary) => process.send?.(message);
   const registry = new BackendRegistry({
     connectTimeout: config.connectTimeout,
@@ -24,7 +25,7 @@ export async function runWorker(): Promise<void> {
   const table = new RouteTable(registry, config.domain);
   const ctx: ProxyContext = {
     table,
-    accessLog: config.accessLog ? log.child({ component: 'access' }) : null,
+    accessLog: config.accessLog ? root.child({ component: 'access' }) : null,
     log,
     proto: 'http',
     responseTimeout: config.responseTimeout,

@@ -7,7 +7,7 @@ export function selectLeastConnections(pool: ServicePool, now: number, tried: re
   const entries = pool.entries;
   const n = entries.length;
   let start = pool.cursor;
-  if (start >= n) start = 0;
+  if (start >= n) start %= n;
   pool.cursor = start + 1;
   let best: Backend | null = null;
   let fallback: Backend | null = null;

@@ -9,7 +9,7 @@ export function selectRoundRobin(pool: ServicePool, now: number, tried: readonly
   let fallback: Backend | null = null;
   for (let i = 0; i < n; i++) {
     let index = pool.cursor;
-    if (index >= n) index = 0;
+    if (index >= n) index %= n;
     pool.cursor = index + 1;
     const backend = schedule[index];
     if (tried !== null && tried.includes(backend)) continue;

@@ -1,0 +1,103 @@
+// The local stack behind `scripts/stack.sh`: a local etcd (data in .stack/),
+// two example backends announced in etcd under a lease this script keeps
+// alive, and the router in front of them. It prints what to curl and runs
+// until Ctrl-C / SIGTERM, then ends every process it started, by pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const env = (name: string, fallback: string) => process.env[name] ?? fallback;
+const ETCD_CLIENT = Number(env('STACK_ETCD_PORT', '12379'));
+const ETCD_PEER = ETCD_CLIENT + 1;
+const HTTP = env('STACK_HTTP', '127.0.0.1:8080');
+const ADMIN = env('STACK_ADMIN', '127.0.0.1:9090');
+const DOMAIN = env('STACK_DOMAIN', 'tug.localhost');
+const etcdUrl = `http://127.0.0.1:${ETCD_CLIENT}`;
+
+const children: ChildProcess[] = [];
+const servers: Server[] = [];
+
+function start(name: string, command: string, args: string[]): ChildProcess {
+  const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  children.push(child);
+  child.once('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`stack: ${name} exited (code ${code}, signal ${signal}); stopping the stack`);
+      void stop(1);
+    }
+  });
+  return child;
+}
+
+let stopping = false;
+async function stop(code: number): Promise<never> {
+  stopping = true;
+  for (const child of children.reverse()) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  }
+  await Promise.all(children.map((c) => c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r))));
+  for (const server of servers) server.close();
+  process.exit(code);
+}
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+async function waitHealthy(url: string, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.error(`stack: ${what} did not become healthy at ${url}`);
+  await stop(1);
+}
+
+function exampleBackend(name: string): Promise<number> {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(`hello from ${name} (${req.method} ${req.url}, Host: ${req.headers.host}, X-Forwarded-For: ${req.headers['x-forwarded-for']})\n`);
+  });
+  servers.push(server);
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+}
+
+mkdirSync(`${root}/.stack`, { recursive: true });
+start('etcd', 'etcd', [
+  '--name', 'stack', '--data-dir', `${root}/.stack/etcd`,
+  '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
+  '--listen-peer-urls', `http://127.0.0.1:${ETCD_PEER}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ETCD_PEER}`,
+  '--initial-cluster', `stack=http://127.0.0.1:${ETCD_PEER}`, '--log-level', 'warn',
+]);
+await waitHealthy(`${etcdUrl}/health`, 'etcd');
+
+const ports = [await exampleBackend('backend-1'), await exampleBackend('backend-2')];
+const etcd = new Etcd3({ hosts: etcdUrl });
+// The example announcements live on a lease, as real instances' do: they vanish when this script dies.
+const lease = etcd.lease(10);
+lease.on('lost', () => console.error('stack: lease lost; the example backends are no longer announced'));
+for (const [i, port] of ports.entries()) await lease.put(`/services/hello/@${i + 1}`).value(`127.0.0.1:${port}`);
+await etcd.put('/routes/hello-localhost').value(JSON.stringify({ hosts: ['localhost'], service: 'hello' }));
+
+start('router', process.execPath, [`${root}/bin/tug.ts`, 'router', '--http', HTTP, '--admin', ADMIN, '--etcd', etcdUrl, '--domain', DOMAIN]);
+await waitHealthy(`http://${ADMIN}/healthz`, 'router');
+
+console.log(`
+Tug local stack is up.
+  etcd     ${etcdUrl}
+  router   http://${HTTP}   (admin http://${ADMIN})
+  backends ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} announced as /services/hello/@1 and @2
+
+Try:
+  curl -H 'Host: hello.${DOMAIN}' http://${HTTP}/        # round-robins over both backends
+  curl http://${HTTP.replace('127.0.0.1', 'localhost')}/                 # the /routes/hello-localhost rule
+  curl http://${ADMIN}/routes                      # the routing table
+  curl http://${ADMIN}/healthz
+  ETCDCTL_API=3 etcdctl --endpoints ${etcdUrl} get --prefix /services/
+
+Ctrl-C stops the stack.
+`);
