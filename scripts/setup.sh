@@ -2,7 +2,7 @@
 # Installs what Tug's scripts need on a Debian 12 machine that has Node and npm:
 # the npm packages (which bring Node 24 for the project's own scripts) and the
 # Debian packages the router, the local stack and the tests use. Safe to re-run.
-# Usage: scripts/setup.sh [stack|test]
+# Usage: scripts/setup.sh [stack|test|bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose="${1:-test}"
@@ -13,7 +13,16 @@ declare -A packages=(
   [etcdctl]=etcd-client
   [curl]=curl
   [pgrep]=procps
+  [skopeo]=skopeo
+  [systemd-analyze]=systemd
 )
+
+if [[ $purpose == bench ]]; then
+  packages[nginx]=nginx
+  packages[wrk]=wrk
+  packages[h2load]=nghttp2-client
+  packages[haproxy]=haproxy
+fi
 
 missing=()
 for cmd in "${!packages[@]}"; do

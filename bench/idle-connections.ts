@@ -1,0 +1,42 @@
+// Memory with many idle keep-alive client connections: each connection sends
+// one request, reads the answer and stays open; then the router's RSS is read.
+import { connect, type Socket } from 'node:net';
+import { HOST, type Contender } from './contenders.ts';
+import { processTree, rss } from './processes.ts';
+
+export interface IdleConnections {
+  readonly connections: number;
+  readonly rssMiB: { primary: number; workers: number[]; workersBefore: number[] };
+}
+
+export async function measureIdleConnections(contender: Contender, count: number): Promise<IdleConnections> {
+  const pids = processTree(contender.pid);
+  const before = pids.slice(1).map((p) => mib(rss(p)));
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; i < count; i += 500) {
+      await Promise.all(Array.from({ length: Math.min(500, count - i) }, () => openOne(contender.port).then((s) => sockets.push(s))));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    return { connections: sockets.length, rssMiB: { primary: mib(rss(contender.pid)), workers: pids.slice(1).map((p) => mib(rss(p))), workersBefore: before } };
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+}
+
+function openOne(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(30_000, () => socket.destroy(new Error('idle connection setup timed out')));
+    socket.once('error', reject);
+    socket.once('connect', () => socket.write(`GET /small HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`));
+    socket.once('data', () => {
+      socket.setTimeout(0);
+      resolve(socket);
+    });
+  });
+}
+
+function mib(bytes: number): number {
+  return Math.round(bytes / 2 ** 20);
+}
