@@ -2,7 +2,7 @@
 // hop-by-hop headers dropped both ways (RFC 9110 §7.6.1), X-Forwarded-* set
 // for the upstream, the request id kept or made, and the checks RFC 9112 asks of
 // an intermediary that llhttp leaves to us (a repeated Host, transfer codings
-// other than chunked).
+// other than chunked, Transfer-Encoding in HTTP/1.0, versions other than 1.x).
 import { randomUUID } from 'node:crypto';
 
 /** What the single pass over a request's headers found. */
@@ -14,13 +14,19 @@ export interface RequestHead {
   requestId: string;
   hasBody: boolean;
   /** A reason to refuse the request, with the status to refuse it with. */
-  reject: { status: 400 | 501; reason: string } | null;
+  reject: { status: 400 | 501 | 505; reason: string } | null;
 }
 
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 const HOST_VALUE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*)(?::\d{1,5})?$/;
 
-export function readRequestHead(raw: readonly string[], remoteAddress: string, proto: string): RequestHead {
+/** Whether a Host value (or an absolute-form authority) is a plain host[:port]. */
+export function isValidHost(host: string): boolean {
+  return HOST_VALUE.test(host);
+}
+
+/** `versionMajor`/`versionMinor` as llhttp parsed them: 1.0 and 1.1, but also 0.9 and 2.0. */
+export function readRequestHead(raw: readonly string[], versionMajor: number, versionMinor: number, remoteAddress: string, proto: string): RequestHead {
   const headers: string[] = [];
   let host: string | null = null;
   let hostCount = 0;
@@ -97,9 +103,13 @@ export function readRequestHead(raw: readonly string[], remoteAddress: string, p
   let reject: RequestHead['reject'] = null;
   if (hostCount > 1) reject = { status: 400, reason: 'more than one Host header' };
   else if (host !== null && !HOST_VALUE.test(host)) reject = { status: 400, reason: 'invalid Host header' };
-  if (transferEncoding !== null && transferEncoding.trim().toLowerCase() !== 'chunked') {
-    reject = { status: 501, reason: 'unsupported transfer coding' };
+  if (transferEncoding !== null) {
+    // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+    if (versionMinor === 0) reject = { status: 400, reason: 'Transfer-Encoding in an HTTP/1.0 request' };
+    else if (transferEncoding.trim().toLowerCase() !== 'chunked') reject = { status: 501, reason: 'unsupported transfer coding' };
   }
+  // llhttp lets `GET / HTTP/2.0` and HTTP/0.9 (`GET /`, no version) through; neither is HTTP/1.x framing.
+  if (versionMajor !== 1) reject = versionMajor > 1 ? { status: 505, reason: 'unsupported HTTP version' } : { status: 400, reason: 'HTTP/0.9 request' };
 
   if (connection !== null) dropConnectionListed(headers, connection);
   const id = requestId ?? randomUUID();

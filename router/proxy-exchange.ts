@@ -6,10 +6,11 @@
 //
 // Never: parse JSON, walk the table, or allocate per header more than once.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../common/logger.ts';
 import type { Backend } from './backend.ts';
-import { readRequestHead, responseHeaders, normalizeHost, type RequestHead } from './forward-headers.ts';
+import { readRequestHead, responseHeaders, normalizeHost, isValidHost, type RequestHead } from './forward-headers.ts';
 import type { Route, RouteTable } from './route-table.ts';
 import { classifyUpstreamError, statusText } from './upstream-errors.ts';
 
@@ -29,11 +30,20 @@ export interface ProxyContext {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** The backend closed the connection under a sent request: on a reused keep-alive connection, typically its idle timeout racing the request. */
+const CLOSED_UNDER_REQUEST = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 const MAX_ATTEMPTS_CAP = 5;
 
+/** Set on a client socket once a response on it closes the connection (writeError). */
+const closing = Symbol('tug.closing');
+type ClientSocket = Socket & { [closing]?: true };
+
 export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
+  // Pipelined behind a response that closes the connection (e.g. a refused request): it will never
+  // be answered, so it must not reach a backend either.
+  if ((req.socket as ClientSocket)[closing] === true) return;
   const started = performance.now();
-  const head = readRequestHead(req.rawHeaders, req.socket.remoteAddress ?? '', ctx.proto);
+  const head = readRequestHead(req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', ctx.proto);
   let path = req.url ?? '/';
   let host = head.host;
   if (head.reject !== null) {
@@ -43,7 +53,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   if (path.charCodeAt(0) !== 47 /* / */) {
     // Absolute-form (RFC 9112 §3.2.2): the authority in the target wins over Host.
     const match = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(path);
-    if (match === null) {
+    if (match === null || !isValidHost(match[1])) {
       sendError(ctx, req, res, head, 400, 'invalid request target', started, host, path);
       return;
     }
@@ -101,9 +111,10 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#dispatch();
   }
 
-  #dispatch(): void {
+  /** `fallback`: the backend to retry on (its pool drops the closed connection) when the balancer has no other one left. */
+  #dispatch(fallback: Backend | null = null): void {
     const route = this.#route;
-    const backend = route.select(route.pool, Date.now(), this.#tried);
+    const backend = route.select(route.pool, Date.now(), this.#tried) ?? fallback;
     if (backend === null) {
       this.#fail(503, this.#attempts === 0 ? 'no live backend' : 'no backend left to try');
       return;
@@ -168,6 +179,8 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
       return;
     }
     const failure = classifyUpstreamError(err);
+    // A stale keep-alive close counts too: a backend that resets every request must be ejected,
+    // and a healthy one's occasional stale close is followed by successes, which clear the count.
     if (failure.backendFault && backend.recordFailure(Date.now())) {
       this.#ctx.log.warn({ backend: backend.address, service: this.#route.pool.name, until: new Date(backend.ejectedUntil).toISOString(), err: failure.reason }, 'backend ejected');
     }
@@ -178,22 +191,27 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#finish(backend, failure.reason);
       return;
     }
-    if (this.#canRetry()) {
+    const closedUnderRequest = this.#sent && CLOSED_UNDER_REQUEST.has((err as NodeJS.ErrnoException).code ?? '');
+    if (this.#canRetry(closedUnderRequest)) {
       (this.#tried ??= []).push(backend);
       if (this.#sent) this.#retriedAfterSend = true;
-      this.#dispatch();
+      this.#dispatch(closedUnderRequest ? backend : null);
       return;
     }
     this.#fail(failure.status, failure.reason);
   }
 
-  #canRetry(): boolean {
+  #canRetry(closedUnderRequest: boolean): boolean {
     const req = this.#req;
     if (this.#head.hasBody && (req.readableDidRead || req.destroyed)) return false;
-    if (this.#attempts >= Math.min(this.#route.pool.size, this.#ctx.maxAttempts, MAX_ATTEMPTS_CAP)) return false;
+    if (this.#attempts >= Math.min(this.#ctx.maxAttempts, MAX_ATTEMPTS_CAP)) return false;
     // Nothing left the proxy: any method may go to the next backend.
-    if (!this.#sent) return true;
-    return !this.#retriedAfterSend && IDEMPOTENT.has(req.method ?? '');
+    if (!this.#sent) return this.#attempts < this.#route.pool.size;
+    if (this.#retriedAfterSend || !IDEMPOTENT.has(req.method ?? '')) return false;
+    // Sent: idempotent requests get one more attempt, on another backend, or on
+    // the same one (on another connection) when it closed the connection under
+    // the request (nginx likewise retries a failed cached keep-alive connection).
+    return closedUnderRequest || this.#attempts < this.#route.pool.size;
   }
 
   #fail(status: number, reason: string): void {
@@ -247,7 +265,10 @@ function writeError(req: IncomingMessage, res: ServerResponse, head: RequestHead
     'x-request-id', head.requestId,
   ];
   // An unread request body would otherwise be read to its end just to keep the connection.
-  if ((head.hasBody && !req.complete) || status === 400 || status === 501) headers.push('connection', 'close');
+  if ((head.hasBody && !req.complete) || status === 400 || status === 501 || status === 505) {
+    headers.push('connection', 'close');
+    (req.socket as ClientSocket)[closing] = true;
+  }
   res.writeHead(status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 }

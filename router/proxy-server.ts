@@ -2,7 +2,7 @@
 // strict mode plus forward-headers' checks), bounded heads, slow-client
 // timeouts, malformed requests refused without reaching a backend, and a
 // graceful close that drains in-flight requests.
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.ts';
 import type { ListenAddress } from '../common/listen-address.ts';
@@ -78,6 +78,18 @@ export class ProxyServer {
     const code = err.code ?? 'ERR';
     if (code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
+      return;
+    }
+    // A response already started on this connection (a refusal, or a proxied response) gets no second
+    // status line after it: close once it is complete, or cut it short (node:http's default does the same).
+    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (current?.headersSent) {
+      if (current.writableEnded) {
+        socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      } else {
+        socket.destroy();
+      }
       return;
     }
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
