@@ -1,10 +1,12 @@
 // The local stack behind `scripts/stack.sh`: a local etcd (data in .stack/),
 // two example backends announced in etcd under a lease this script keeps
-// alive, and the router in front of them. It prints what to curl and runs
-// until Ctrl-C / SIGTERM, then ends every process it started, by pid.
+// alive, the router in front of them, and the registry on Azurite (the Azure
+// Blob emulator, data in .stack/). It prints what to curl and runs until
+// Ctrl-C / SIGTERM, then ends every process it started, by pid.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 
@@ -16,12 +18,16 @@ const HTTP = env('STACK_HTTP', '127.0.0.1:8080');
 const ADMIN = env('STACK_ADMIN', '127.0.0.1:9090');
 const DOMAIN = env('STACK_DOMAIN', 'tug.localhost');
 const etcdUrl = `http://127.0.0.1:${ETCD_CLIENT}`;
+const REGISTRY = env('STACK_REGISTRY', '127.0.0.1:5000');
+const AZURITE_PORT = Number(env('STACK_AZURITE_PORT', '10000'));
+// Azurite's well-known development account.
+const AZURITE_CONNECTION = `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:${AZURITE_PORT}/devstoreaccount1;`;
 
 const children: ChildProcess[] = [];
 const servers: Server[] = [];
 
-function start(name: string, command: string, args: string[]): ChildProcess {
-  const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+function start(name: string, command: string, args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
+  const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...extraEnv } });
   children.push(child);
   child.once('exit', (code, signal) => {
     if (!stopping) {
@@ -45,11 +51,12 @@ async function stop(code: number): Promise<never> {
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
-async function waitHealthy(url: string, what: string): Promise<void> {
+async function waitHealthy(url: string, what: string, anyAnswer = false): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     try {
-      if ((await fetch(url)).ok) return;
+      const res = await fetch(url);
+      if (res.ok || anyAnswer) return;
     } catch {}
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -86,11 +93,24 @@ await etcd.put('/routes/hello-localhost').value(JSON.stringify({ hosts: ['localh
 start('router', process.execPath, [`${root}/bin/tug.ts`, 'router', '--http', HTTP, '--admin', ADMIN, '--etcd', etcdUrl, '--domain', DOMAIN]);
 await waitHealthy(`http://${ADMIN}/healthz`, 'router');
 
+const azuriteBlob = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
+start('azurite', process.execPath, [
+  azuriteBlob, '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--loose',
+  '--blobHost', '127.0.0.1', '--blobPort', String(AZURITE_PORT), '--location', `${root}/.stack/azurite`,
+]);
+await waitHealthy(`http://127.0.0.1:${AZURITE_PORT}/devstoreaccount1?comp=list`, 'azurite', true);
+start('registry', process.execPath, [
+  `${root}/bin/tug.ts`, 'registry', '--listen', REGISTRY, '--container', 'registry',
+  '--upload-dir', `${root}/.stack/registry/uploads`, '--cache-dir', `${root}/.stack/registry/cache`, '--cache-size', '2GiB',
+], { AZURE_STORAGE_CONNECTION_STRING: AZURITE_CONNECTION });
+await waitHealthy(`http://${REGISTRY}/v2/`, 'registry');
+
 console.log(`
 Tug local stack is up.
   etcd     ${etcdUrl}
   router   http://${HTTP}   (admin http://${ADMIN})
   backends ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} announced as /services/hello/@1 and @2
+  registry http://${REGISTRY}   (on Azurite http://127.0.0.1:${AZURITE_PORT}, container "registry")
 
 Try:
   curl -H 'Host: hello.${DOMAIN}' http://${HTTP}/        # round-robins over both backends
@@ -98,6 +118,8 @@ Try:
   curl http://${ADMIN}/routes                      # the routing table
   curl http://${ADMIN}/healthz
   ETCDCTL_API=3 etcdctl --endpoints ${etcdUrl} get --prefix /services/
+  curl http://${REGISTRY}/v2/_catalog                      # the registry's repositories
+  skopeo copy --dest-tls-verify=false oci:<layout-dir>:<tag> docker://${REGISTRY}/app:<tag>
 
 Ctrl-C stops the stack.
 `);

@@ -1,0 +1,75 @@
+// The narrow storage interface the registry is written against (after
+// distribution's StorageDriver and FileWriter). Paths are storage-paths.ts
+// paths; an implementation maps them to its own names. Nothing above this
+// interface knows about Azure, and nothing below it knows about manifests.
+//
+// The one promise that matters: bytes given to a BlobWriter become visible at
+// its path only on commit(), all at once; cancel() — or a crash — leaves the
+// path as it was. That is what lets the registry verify a digest while
+// streaming and refuse a wrong one with nothing stored.
+import type { Readable } from 'node:stream';
+
+export interface BlobInfo {
+  readonly size: number;
+  readonly modified: Date;
+}
+
+/** An inclusive byte range, as HTTP `Range` expresses it. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface StoredFile {
+  readonly path: string;
+  readonly size: number;
+  readonly modified: Date;
+}
+
+export interface BlobWriter {
+  /** Bytes accepted so far. */
+  readonly size: number;
+  /** Appends bytes; resolves when the caller may write more (backpressure). The chunk may be kept until then. */
+  write(chunk: Buffer): Promise<void>;
+  /** Makes everything written visible at the path, atomically. */
+  commit(): Promise<void>;
+  /** Abandons what was written; the path is left as it was. */
+  cancel(): Promise<void>;
+}
+
+export interface BlobStore {
+  /** Size and modification time, or null when there is nothing at `path`. */
+  stat(path: string, signal?: AbortSignal): Promise<BlobInfo | null>;
+  /** A small object's whole content (links, manifests), or null. */
+  getContent(path: string, signal?: AbortSignal): Promise<Buffer | null>;
+  /** Replaces a small object's content in one request. */
+  putContent(path: string, content: Buffer): Promise<void>;
+  /** Streams an object, or a byte range of it; null when there is nothing at `path`. */
+  read(path: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable | null>;
+  /** A writer whose bytes appear at `path` only on commit(). */
+  writer(path: string, signal?: AbortSignal): BlobWriter;
+  /** Names of the direct children (objects and directories) of `dir`, sorted; [] when none. */
+  list(dir: string): Promise<string[]>;
+  /** Every object below `dir`, in name order. */
+  walk(dir: string): AsyncIterable<StoredFile>;
+  /** Removes the object at `path`; true when something was there. */
+  delete(path: string): Promise<boolean>;
+  /**
+   * Removes many objects in as few requests as the storage allows (garbage
+   * collection deletes thousands); paths already gone are fine. Returns how
+   * many were removed.
+   */
+  deleteBatch(paths: readonly string[]): Promise<number>;
+}
+
+/**
+ * The storage could not do what was asked (unreachable, timed out, refused).
+ * Never a "not found": those are null / false results. The registry answers
+ * 503 for it, and nothing already committed is touched.
+ */
+export class BlobStoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BlobStoreError';
+  }
+}

@@ -1,0 +1,130 @@
+// The registry's configuration: every flag with its environment variable and
+// documented default, in one table; `resolveRegistryConfig` validates them all
+// at start-up and fills defaults in this one place.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { configError } from '../common/errors.ts';
+import { parseListenAddress, type ListenAddress } from '../common/listen-address.ts';
+import type { LogLevel } from '../common/logger.ts';
+import { flagName, type OptionSpec } from '../common/option-spec.ts';
+import { parseDuration, parseInteger, parseSize } from '../common/units.ts';
+
+export interface RegistryConfig {
+  readonly listen: ListenAddress;
+  readonly htpasswd: string | null;
+  readonly azureConnectionString: string;
+  readonly container: string;
+  readonly rootDirectory: string;
+  readonly uploadDir: string;
+  readonly uploadExpiry: number;
+  readonly cacheDir: string | null;
+  readonly cacheSize: number;
+  readonly maxManifestSize: number;
+  readonly blockSize: number;
+  readonly blockConcurrency: number;
+  readonly idleTimeout: number;
+  readonly drainTimeout: number;
+  readonly accessLog: boolean;
+  readonly logLevel: LogLevel;
+}
+
+/** Every `tug registry` flag: its environment variable, default and meaning (the README's table says the same). */
+export const registryOptions = {
+  listen: { flags: '--listen <addr>', env: 'TUG_REGISTRY_LISTEN', default: '127.0.0.1:5000', description: 'HTTP listener, HOST:PORT (loopback by default: units pull from localhost:5000)' },
+  htpasswd: { flags: '--htpasswd <file>', env: 'TUG_REGISTRY_HTPASSWD', default: '', description: 'require basic auth, checked against this htpasswd file of bcrypt hashes (required beyond loopback)' },
+  azureConnectionString: { flags: '--azure-connection-string <string>', env: 'AZURE_STORAGE_CONNECTION_STRING', default: undefined, description: 'Azure Storage connection string (required)' },
+  container: { flags: '--container <name>', env: 'TUG_REGISTRY_CONTAINER', default: undefined, description: 'Azure Blob container holding every image (required; created when missing)' },
+  rootDirectory: { flags: '--root-directory <prefix>', env: 'TUG_REGISTRY_ROOT_DIRECTORY', default: '', description: 'prefix of every blob name in the container (distribution\'s azure rootdirectory)' },
+  uploadDir: { flags: '--upload-dir <dir>', env: 'TUG_REGISTRY_UPLOAD_DIR', default: join(tmpdir(), 'tug-registry', 'uploads'), description: 'where chunked uploads are spooled until their digest is known (survives a registry restart)' },
+  uploadExpiry: { flags: '--upload-expiry <duration>', env: 'TUG_REGISTRY_UPLOAD_EXPIRY', default: '24h', description: 'an unfinished upload older than this is removed' },
+  cacheDir: { flags: '--cache-dir <dir>', env: 'TUG_REGISTRY_CACHE_DIR', default: '', description: 'on-disk cache of blobs and manifests for repeat pulls (none: every pull reads Azure)' },
+  cacheSize: { flags: '--cache-size <size>', env: 'TUG_REGISTRY_CACHE_SIZE', default: '10GiB', description: 'bound of the cache; least recently used blobs are evicted first' },
+  maxManifestSize: { flags: '--max-manifest-size <size>', env: 'TUG_REGISTRY_MAX_MANIFEST_SIZE', default: '4MiB', description: 'largest manifest accepted (413 above)' },
+  blockSize: { flags: '--block-size <size>', env: 'TUG_REGISTRY_BLOCK_SIZE', default: '8MiB', description: 'bytes per Azure block staged during an upload' },
+  blockConcurrency: { flags: '--block-concurrency <n>', env: 'TUG_REGISTRY_BLOCK_CONCURRENCY', default: '2', description: 'blocks of one upload staged in parallel (memory per upload ≈ (n+1) × block size)' },
+  idleTimeout: { flags: '--idle-timeout <duration>', env: 'TUG_REGISTRY_IDLE_TIMEOUT', default: '5m', description: 'a connection silent this long (even mid-body) is closed' },
+  drainTimeout: { flags: '--drain-timeout <duration>', env: 'TUG_REGISTRY_DRAIN_TIMEOUT', default: '30s', description: 'on SIGTERM, longest wait for in-flight requests' },
+  accessLog: { flags: '--no-access-log', env: 'TUG_REGISTRY_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
+  logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
+} as const satisfies Record<keyof RegistryConfig, OptionSpec>;
+
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** Azure's container naming rules: 3-63 chars, lowercase letters, digits and single hyphens, starting and ending alphanumeric. */
+const CONTAINER = /^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$/;
+/** Azure's limit on one staged block, and the smallest block worth a request. */
+const MAX_BLOCK = 4000 * 1024 * 1024;
+const MIN_BLOCK = 64 * 1024;
+
+/** Raw values as commander hands them over (strings, or false for a negated boolean). */
+export type RawRegistryOptions = Partial<Record<keyof RegistryConfig, string | boolean>>;
+
+export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
+  const get = (name: keyof RegistryConfig): string => {
+    const value = raw[name] ?? registryOptions[name].default;
+    if (value === undefined || typeof value === 'boolean' || (value === '' && registryOptions[name].default === undefined)) {
+      throw configError(`${flagName(registryOptions[name])} is required (or ${registryOptions[name].env})`);
+    }
+    return value;
+  };
+  const flag = (name: keyof RegistryConfig) => flagName(registryOptions[name]);
+  const duration = (name: keyof RegistryConfig) => {
+    const ms = parseDuration(flag(name), get(name));
+    if (ms <= 0) throw configError(`${flag(name)}: must be greater than zero`);
+    return ms;
+  };
+  const logLevel = get('logLevel') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+  const { azureConnectionString, container, rootDirectory } = resolveStorageOptions(get);
+  const uploadDir = get('uploadDir');
+  if (uploadDir === '') throw configError('--upload-dir: must not be empty');
+  const config: RegistryConfig = {
+    listen: parseListenAddress('--listen', get('listen')),
+    htpasswd: get('htpasswd') === '' ? null : get('htpasswd'),
+    azureConnectionString,
+    container,
+    rootDirectory,
+    uploadDir,
+    uploadExpiry: duration('uploadExpiry'),
+    cacheDir: get('cacheDir') === '' ? null : get('cacheDir'),
+    cacheSize: parseSize('--cache-size', get('cacheSize')),
+    maxManifestSize: parseSize('--max-manifest-size', get('maxManifestSize')),
+    blockSize: parseSize('--block-size', get('blockSize')),
+    blockConcurrency: parseInteger('--block-concurrency', get('blockConcurrency'), 1, 64),
+    idleTimeout: duration('idleTimeout'),
+    drainTimeout: duration('drainTimeout'),
+    accessLog: raw.accessLog !== false,
+    logLevel,
+  };
+  if (config.maxManifestSize < 1024 || config.maxManifestSize > 64 * 1024 * 1024) throw configError('--max-manifest-size: must be between 1KiB and 64MiB');
+  if (config.htpasswd === null && !isLoopback(config.listen.host)) {
+    throw configError(`--listen: ${config.listen.host} is reachable beyond this node; give --htpasswd, or listen on 127.0.0.1`);
+  }
+  if (config.cacheSize < 1024 * 1024) throw configError('--cache-size: must be at least 1MiB');
+  if (config.blockSize < MIN_BLOCK || config.blockSize > MAX_BLOCK) throw configError('--block-size: must be between 64KiB and 4000MiB');
+  return config;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export interface StorageOptions {
+  readonly azureConnectionString: string;
+  readonly container: string;
+  readonly rootDirectory: string;
+}
+
+/** Validates the storage flags `tug registry` and `tug registry gc` share. */
+export function resolveStorageOptions(get: (name: keyof StorageOptions) => string): StorageOptions {
+  const azureConnectionString = get('azureConnectionString');
+  if (!/(?:^|;)(?:AccountName|BlobEndpoint|SharedAccessSignature)=/i.test(azureConnectionString)) {
+    throw configError('--azure-connection-string: expected an Azure Storage connection string (AccountName=…;AccountKey=…, or BlobEndpoint=…)');
+  }
+  const container = get('container');
+  if (!CONTAINER.test(container)) throw configError(`--container: ${JSON.stringify(container)} is not a valid Azure container name`);
+  const rootDirectory = get('rootDirectory');
+  if (rootDirectory !== '' && !/^\/*[A-Za-z0-9._-]+(?:\/+[A-Za-z0-9._-]+)*\/*$/.test(rootDirectory)) {
+    throw configError('--root-directory: expected path segments of letters, digits, ".", "_" and "-"');
+  }
+  return { azureConnectionString, container, rootDirectory };
+}

@@ -1,0 +1,157 @@
+// The node's on-disk blob cache. Blobs are immutable (their name is their
+// digest), so a cached copy never goes stale: repeat pulls are served from
+// here without touching Azure. Bounded by `--cache-size`, least recently used
+// first out. Concurrent requests for one uncached blob share one fill
+// (single flight), so Azure is read once. A fill is verified against the
+// digest before it becomes a cache entry; a crash mid-fill leaves only a
+// temporary file, removed at the next start.
+import { randomUUID } from 'node:crypto';
+import { createWriteStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from '../common/logger.ts';
+import type { ByteRange } from './blob-store.ts';
+import { DigestHasher } from './content-digest.ts';
+import { tryParseDigest, type Digest } from './references.ts';
+
+export interface CachedBlob {
+  readonly size: number;
+  readonly modified: Date;
+}
+
+export class DiskBlobCache {
+  readonly #dir: string;
+  readonly #maxBytes: number;
+  readonly #log: Logger;
+  /** digest → entry, in least-recently-used-first order (a Map keeps insertion order). */
+  readonly #entries = new Map<string, CachedBlob>();
+  readonly #fills = new Map<string, Promise<CachedBlob | null>>();
+  #bytes = 0;
+  fills = 0;
+
+  constructor(dir: string, maxBytes: number, log: Logger) {
+    this.#dir = dir;
+    this.#maxBytes = maxBytes;
+    this.#log = log.child({ component: 'blob-cache' });
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Indexes what an earlier run left (oldest use first), drops unfinished fills, trims to size. */
+  async start(): Promise<void> {
+    const found: { digest: string; size: number; used: number; modified: Date }[] = [];
+    for (const algorithm of ['sha256', 'sha512']) {
+      const root = join(this.#dir, algorithm);
+      await mkdir(root, { recursive: true });
+      for (const prefix of await readdir(root)) {
+        for (const file of await readdir(join(root, prefix)).catch(() => [] as string[])) {
+          const path = join(root, prefix, file);
+          const digest = tryParseDigest(`${algorithm}:${file}`);
+          if (!digest) {
+            await rm(path, { force: true });
+            continue;
+          }
+          const info = await stat(path);
+          found.push({ digest: digest.value, size: info.size, used: info.mtimeMs, modified: info.mtime });
+        }
+      }
+    }
+    for (const entry of found.sort((a, b) => a.used - b.used)) {
+      this.#entries.set(entry.digest, { size: entry.size, modified: entry.modified });
+      this.#bytes += entry.size;
+    }
+    await this.#evict();
+    this.#log.info({ entries: this.#entries.size, bytes: this.#bytes, maxBytes: this.#maxBytes }, 'blob cache ready');
+  }
+
+  /** The cached blob's size, marking it recently used; null when not cached. */
+  lookup(digest: Digest): CachedBlob | null {
+    const entry = this.#entries.get(digest.value);
+    if (!entry) return null;
+    this.#entries.delete(digest.value);
+    this.#entries.set(digest.value, entry);
+    // The file's mtime is the use order a restarted registry rebuilds from.
+    const now = new Date();
+    void utimes(this.#path(digest), now, now).catch(() => {});
+    return entry;
+  }
+
+  /**
+   * Opens the cached bytes (a range of them); null when not cached or evicted
+   * meanwhile. The file is opened before resolving, so a later eviction cannot
+   * cut the read short.
+   */
+  async open(digest: Digest, range?: ByteRange): Promise<ReadStream | null> {
+    if (!this.#entries.has(digest.value)) return null;
+    try {
+      const handle = await open(this.#path(digest), 'r');
+      return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 256 * 1024 });
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Fills the cache with the blob from `source` (called at most once per digest
+   * at a time: concurrent callers wait for the same fill). Returns the entry, or
+   * null when the blob does not fit the cache or the source has nothing.
+   */
+  fill(digest: Digest, size: number, source: () => Promise<Readable | null>): Promise<CachedBlob | null> {
+    const cached = this.lookup(digest);
+    if (cached) return Promise.resolve(cached);
+    if (size > this.#maxBytes) return Promise.resolve(null);
+    let fill = this.#fills.get(digest.value);
+    if (!fill) {
+      fill = this.#fill(digest, source).finally(() => this.#fills.delete(digest.value));
+      this.#fills.set(digest.value, fill);
+    }
+    return fill;
+  }
+
+  async #fill(digest: Digest, source: () => Promise<Readable | null>): Promise<CachedBlob | null> {
+    const input = await source();
+    if (!input) return null;
+    this.fills++;
+    const final = this.#path(digest);
+    const temporary = `${final}.${randomUUID()}.tmp`;
+    await mkdir(join(this.#dir, digest.algorithm, digest.hex.slice(0, 2)), { recursive: true });
+    const hasher = new DigestHasher(digest.algorithm);
+    try {
+      await pipeline(input, async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          hasher.update(chunk);
+          yield chunk;
+        }
+      }, createWriteStream(temporary));
+      if (hasher.digest() !== digest.value) throw new Error(`cache fill of ${digest.value} does not match its digest`);
+      await rename(temporary, final);
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
+    const entry = { size: hasher.size, modified: new Date() };
+    this.#entries.set(digest.value, entry);
+    this.#bytes += entry.size;
+    this.#log.info({ digest: digest.value, size: entry.size }, 'cache fill');
+    await this.#evict();
+    return entry;
+  }
+
+  /** Removes least recently used blobs until the cache fits its bound. */
+  async #evict(): Promise<void> {
+    for (const [key, entry] of this.#entries) {
+      if (this.#bytes <= this.#maxBytes) return;
+      this.#entries.delete(key);
+      this.#bytes -= entry.size;
+      await rm(this.#path(tryParseDigest(key)!), { force: true });
+    }
+  }
+
+  #path(digest: Digest): string {
+    return join(this.#dir, digest.algorithm, digest.hex.slice(0, 2), digest.hex);
+  }
+}

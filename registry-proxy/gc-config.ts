@@ -1,0 +1,47 @@
+// `tug registry gc`'s configuration: the storage flags it shares with
+// `tug registry`, and its own, each with its environment variable and
+// documented default; validated at start in `resolveGcConfig`.
+import { configError } from '../common/errors.ts';
+import type { LogLevel } from '../common/logger.ts';
+import { flagName, type OptionSpec } from '../common/option-spec.ts';
+import { parseDuration, parseInteger } from '../common/units.ts';
+import { LOG_LEVELS, registryOptions, resolveStorageOptions, type StorageOptions } from './config.ts';
+
+export interface GcConfig extends StorageOptions {
+  readonly dryRun: boolean;
+  readonly gracePeriod: number;
+  readonly deleteConcurrency: number;
+  readonly logLevel: LogLevel;
+}
+
+export const gcOptions = {
+  azureConnectionString: registryOptions.azureConnectionString,
+  container: registryOptions.container,
+  rootDirectory: registryOptions.rootDirectory,
+  dryRun: { flags: '--dry-run', env: 'TUG_REGISTRY_GC_DRY_RUN', default: undefined, description: 'list what would be deleted and delete nothing' },
+  gracePeriod: { flags: '--grace-period <duration>', env: 'TUG_REGISTRY_GC_GRACE_PERIOD', default: '1h', description: 'blobs and links younger than this are kept (protects pushes in progress)' },
+  deleteConcurrency: { flags: '--delete-concurrency <n>', env: 'TUG_REGISTRY_GC_DELETE_CONCURRENCY', default: '4', description: 'delete batches (up to 256 blobs each) in flight at once' },
+  logLevel: registryOptions.logLevel,
+} as const satisfies Record<keyof GcConfig, OptionSpec>;
+
+export type RawGcOptions = Partial<Record<keyof GcConfig, string | boolean>>;
+
+export function resolveGcConfig(raw: RawGcOptions): GcConfig {
+  const get = (name: keyof GcConfig): string => {
+    const value = raw[name] ?? gcOptions[name].default;
+    if (value === undefined || typeof value === 'boolean' || value === '' && gcOptions[name].default === undefined) {
+      throw configError(`${flagName(gcOptions[name])} is required (or ${gcOptions[name].env})`);
+    }
+    return value;
+  };
+  const logLevel = get('logLevel') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+  const dryRun = raw.dryRun;
+  return {
+    ...resolveStorageOptions(get),
+    dryRun: dryRun === true || (typeof dryRun === 'string' && dryRun !== '' && dryRun !== '0' && dryRun !== 'false'),
+    gracePeriod: parseDuration('--grace-period', get('gracePeriod')),
+    deleteConcurrency: parseInteger('--delete-concurrency', get('deleteConcurrency'), 1, 64),
+    logLevel,
+  };
+}

@@ -1,0 +1,133 @@
+// The registry's HTTP server (node:http). It routes, runs one handler per
+// request, and is the one place where anything a handler throws becomes the
+// spec's error response: a client never sees a stack trace, and no input can
+// crash the process. Bodies stream through handlers with backpressure; nothing
+// buffers a blob.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../common/logger.ts';
+import type { ListenAddress } from '../common/listen-address.ts';
+import { sendError } from './http-exchange.ts';
+import type { RegistryContext } from './registry-context.ts';
+import { RegistryError, registryErrorFrom } from './registry-errors.ts';
+import { matchRoute } from './registry-routes.ts';
+
+export interface RegistryServerOptions {
+  readonly accessLog: boolean;
+  /** Idle time allowed on a connection, including mid-body (a slow push is fine; a silent one is not). */
+  readonly idleTimeout: number;
+  /** Checks a request's credentials; returns the error to answer, or null to let it through. */
+  readonly authorize?: (req: IncomingMessage) => Promise<RegistryError | null>;
+}
+
+export class RegistryServer {
+  readonly #ctx: RegistryContext;
+  readonly #log: Logger;
+  readonly #options: RegistryServerOptions;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  #inflight = 0;
+  #drained: (() => void) | null = null;
+  #closed = false;
+
+  constructor(ctx: RegistryContext, options: RegistryServerOptions) {
+    this.#ctx = ctx;
+    this.#log = ctx.log.child({ component: 'registry' });
+    this.#options = options;
+    // requestTimeout 0: a 1 GiB push legitimately takes minutes; the idle timeout bounds a stalled one.
+    this.#server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 75_000 }, (req, res) => {
+      void this.#handle(req, res);
+    });
+    this.#server.setTimeout(options.idleTimeout);
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    this.#server.on('clientError', (err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+      this.#log.debug({ err: err.message }, 'malformed request');
+    });
+  }
+
+  async listen(address: ListenAddress): Promise<ListenAddress> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(address.port, address.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = this.#server.address() as { address: string; port: number };
+    return { host: bound.address, port: bound.port };
+  }
+
+  /** Stops accepting, lets in-flight requests finish within `drainMs`, then cuts what is left. */
+  async close(drainMs: number): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    if (this.#inflight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => { this.#drained = resolve; }),
+        new Promise<void>((resolve) => setTimeout(resolve, drainMs).unref()),
+      ]);
+    }
+    this.destroy();
+    await closed;
+  }
+
+  /** Cuts every connection now. */
+  destroy(): void {
+    this.#closed = true;
+    this.#server.close();
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const controller = new AbortController();
+    this.#inflight++;
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort();
+      this.#inflight--;
+      if (this.#inflight === 0) this.#drained?.();
+      if (this.#options.accessLog) {
+        this.#log.info({ method: req.method, path: req.url?.slice(0, 300), status: res.statusCode, ms: Math.round(performance.now() - started), complete: res.writableFinished }, 'request');
+      }
+    });
+    // A client that goes away mid-body surfaces as an error of the body iterator in the handler.
+    req.on('error', () => {});
+    try {
+      if (this.#closed) res.setHeader('Connection', 'close');
+      const denied = (await this.#options.authorize?.(req)) ?? null;
+      if (denied) throw denied;
+      // The path is matched as sent: URL parsing would resolve `..` and `//` and
+      // serve another repository than the one named, instead of refusing the name.
+      const target = req.url ?? '/';
+      const queryAt = target.indexOf('?');
+      const pathname = queryAt === -1 ? target : target.slice(0, queryAt);
+      const url = new URL(`http://registry.invalid/${queryAt === -1 ? '' : target.slice(queryAt)}`);
+      const route = matchRoute(req.method ?? 'GET', pathname);
+      await route.handler(this.#ctx, { req, res, url, name: route.name, params: route.params, signal: controller.signal });
+    } catch (err) {
+      if (controller.signal.aborted) {
+        this.#log.debug({ path: req.url?.slice(0, 300), err: (err as Error).message }, 'client went away');
+        res.destroy();
+        return;
+      }
+      const { error, fault } = registryErrorFrom(err);
+      if (fault) this.#log.error({ method: req.method, path: req.url?.slice(0, 300), code: error.code, err: describe(err) }, 'request failed');
+      // An unread body would have to be drained before the next request; closing is cheaper.
+      if (!req.readableEnded) res.setHeader('Connection', 'close');
+      sendError(req, res, error);
+    }
+  }
+}
+
+function describe(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as Error | undefined, depth = 0; e && depth < 3; e = e.cause as Error | undefined, depth++) parts.push(e.message ?? String(e));
+  return parts.join(' <- ');
+}

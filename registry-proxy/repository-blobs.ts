@@ -1,0 +1,72 @@
+// Blobs as repositories see them: the content-addressed store shared by all
+// repositories, and the `_layers` links that make a blob part of one. A blob is
+// committed only after its digest has been verified over every byte.
+import type { Readable } from 'node:stream';
+import type { BlobInfo, BlobStore, ByteRange } from './blob-store.ts';
+import { DigestHasher } from './content-digest.ts';
+import type { Digest } from './references.ts';
+import { RegistryError } from './registry-errors.ts';
+import { StoragePaths } from './storage-paths.ts';
+
+export class RepositoryBlobs {
+  readonly #store: BlobStore;
+
+  constructor(store: BlobStore) {
+    this.#store = store;
+  }
+
+  /** The blob's size, or null when the registry does not hold it at all. */
+  stat(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | null> {
+    return this.#store.stat(StoragePaths.blobData(digest), signal);
+  }
+
+  open(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | null> {
+    return this.#store.read(StoragePaths.blobData(digest), range, signal);
+  }
+
+  /**
+   * Whether `name` may serve the blob: it was pushed or mounted into the
+   * repository (`_layers`), or it is one of the repository's manifests.
+   */
+  async isLinked(name: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    if (await this.#store.stat(StoragePaths.layerLink(name, digest), signal)) return true;
+    return (await this.#store.stat(StoragePaths.manifestRevisionLink(name, digest), signal)) !== null;
+  }
+
+  async link(name: string, digest: Digest): Promise<void> {
+    await this.#store.putContent(StoragePaths.layerLink(name, digest), Buffer.from(digest.value));
+  }
+
+  /** Removes the blob from the repository (the bytes stay until garbage collection). */
+  unlink(name: string, digest: Digest): Promise<boolean> {
+    return this.#store.delete(StoragePaths.layerLink(name, digest));
+  }
+
+  /**
+   * Streams `source` into the blob store at `digest`'s path, hashing every byte,
+   * and commits only when the content matches `digest`; otherwise nothing
+   * becomes visible and DIGEST_INVALID is thrown. When the blob is already
+   * stored the content is still verified, then dropped. Returns the size.
+   */
+  async storeVerified(digest: Digest, source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<number> {
+    const hasher = new DigestHasher(digest.algorithm);
+    const existing = await this.stat(digest, signal);
+    const writer = existing ? null : this.#store.writer(StoragePaths.blobData(digest), signal);
+    try {
+      for await (const chunk of source) {
+        hasher.update(chunk);
+        if (writer) await writer.write(chunk);
+      }
+    } catch (err) {
+      await writer?.cancel();
+      throw err;
+    }
+    const computed = hasher.digest();
+    if (computed !== digest.value) {
+      await writer?.cancel();
+      throw new RegistryError('DIGEST_INVALID', undefined, { detail: { expected: digest.value, computed } });
+    }
+    await writer?.commit();
+    return hasher.size;
+  }
+}

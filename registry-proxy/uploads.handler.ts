@@ -1,0 +1,100 @@
+// Blob uploads: POST /v2/<name>/blobs/uploads/ (a new session, a monolithic
+// upload with `?digest=`, or a cross-repository mount with `?mount=&from=`),
+// then PATCH chunks, GET status, PUT ?digest= to complete, DELETE to cancel.
+import { hasBody, send, type Exchange } from './http-exchange.ts';
+import { parseContentRange, uploadedRange } from './http-ranges.ts';
+import { parseDigest, parseRepositoryName, type Digest } from './references.ts';
+import type { RegistryContext } from './registry-context.ts';
+import { RegistryError } from './registry-errors.ts';
+import type { UploadSession } from './upload-sessions.ts';
+
+export async function startUpload(ctx: RegistryContext, ex: Exchange): Promise<void> {
+  const mount = ex.url.searchParams.get('mount');
+  if (mount !== null) {
+    const digest = parseDigest(mount);
+    const fromRaw = ex.url.searchParams.get('from');
+    const from = fromRaw === null ? null : parseRepositoryName(fromRaw);
+    if (await mountable(ctx, digest, from, ex.signal)) {
+      await ctx.blobs.link(ex.name, digest);
+      created(ex, digest);
+      return;
+    }
+    // Not mountable: the spec's answer is a fresh upload session.
+  }
+  const digestParam = ex.url.searchParams.get('digest');
+  if (digestParam !== null) {
+    const digest = parseDigest(digestParam);
+    await ctx.blobs.storeVerified(digest, ex.req, ex.signal);
+    await ctx.blobs.link(ex.name, digest);
+    created(ex, digest);
+    return;
+  }
+  const session = await ctx.uploads.create(ex.name);
+  ex.req.resume(); // a session start carries no content
+  send(ex, 202, sessionHeaders(ex, session));
+}
+
+export async function uploadStatus(ctx: RegistryContext, ex: Exchange): Promise<void> {
+  const session = await ctx.uploads.get(ex.name, ex.params[0]);
+  send(ex, 204, sessionHeaders(ex, session));
+}
+
+export async function patchUpload(ctx: RegistryContext, ex: Exchange): Promise<void> {
+  const session = await ctx.uploads.get(ex.name, ex.params[0]);
+  await session.exclusive(async () => {
+    checkContentRange(ex, session);
+    await ctx.uploads.append(session, ex.req);
+  });
+  send(ex, 202, sessionHeaders(ex, session));
+}
+
+export async function completeUpload(ctx: RegistryContext, ex: Exchange): Promise<void> {
+  const session = await ctx.uploads.get(ex.name, ex.params[0]);
+  const digestParam = ex.url.searchParams.get('digest');
+  if (digestParam === null) throw new RegistryError('DIGEST_INVALID', 'digest query parameter is required');
+  const digest = parseDigest(digestParam);
+  await session.exclusive(async () => {
+    checkContentRange(ex, session);
+    await ctx.uploads.complete(session, digest, hasBody(ex.req) ? ex.req : null, ex.signal);
+  });
+  created(ex, digest);
+}
+
+export async function cancelUpload(ctx: RegistryContext, ex: Exchange): Promise<void> {
+  const session = await ctx.uploads.get(ex.name, ex.params[0]);
+  await session.exclusive(() => ctx.uploads.cancel(session));
+  send(ex, 204);
+}
+
+/** Whether the blob can be linked into the repository without upload: it is in `from` (or, without `from`, anywhere). */
+async function mountable(ctx: RegistryContext, digest: Digest, from: string | null, signal: AbortSignal): Promise<boolean> {
+  if (from !== null && !(await ctx.blobs.isLinked(from, digest, signal))) return false;
+  return (await ctx.blobs.stat(digest, signal)) !== null;
+}
+
+/** Chunks must arrive in order: a chunk that does not start where the upload ends is refused with 416. */
+function checkContentRange(ex: Exchange, session: UploadSession): void {
+  const header = ex.req.headers['content-range'];
+  if (header === undefined) return;
+  const range = parseContentRange(header);
+  const length = ex.req.headers['content-length'] === undefined ? null : Number(ex.req.headers['content-length']);
+  const fits = range !== null && range.start === session.size && (length === null || length === range.end - range.start + 1);
+  if (!fits) {
+    throw new RegistryError('RANGE_INVALID', `chunk must start at byte ${session.size}`, {
+      detail: { contentRange: header.slice(0, 100), uploaded: session.size },
+      headers: { Location: location(ex, session), Range: uploadedRange(session.size), 'Docker-Upload-UUID': session.id },
+    });
+  }
+}
+
+function sessionHeaders(ex: Exchange, session: UploadSession): Record<string, string> {
+  return { Location: location(ex, session), Range: uploadedRange(session.size), 'Docker-Upload-UUID': session.id };
+}
+
+function location(ex: Exchange, session: UploadSession): string {
+  return `/v2/${ex.name}/blobs/uploads/${session.id}`;
+}
+
+function created(ex: Exchange, digest: Digest): void {
+  send(ex, 201, { Location: `/v2/${ex.name}/blobs/${digest.value}`, 'Docker-Content-Digest': digest.value });
+}

@@ -1,0 +1,94 @@
+// A real Azure Blob emulator: Azurite's blob server (the `azurite` npm
+// package), on a free loopback port with its data in a temporary directory.
+// stop()/resume() keep the port and the data, to simulate a storage outage.
+// The process started here is ended by its pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { freePort } from './ports.ts';
+import { waitFor } from './wait.ts';
+
+const AZURITE_BLOB = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
+/** Azurite's well-known development account. */
+const ACCOUNT = 'devstoreaccount1';
+const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export class AzuriteServer {
+  readonly port: number;
+  readonly location: string;
+  #process: ChildProcess | null = null;
+  #exited: Promise<void> = Promise.resolve();
+  log = '';
+
+  private constructor(port: number, location: string) {
+    this.port = port;
+    this.location = location;
+  }
+
+  static async start(): Promise<AzuriteServer> {
+    const server = new AzuriteServer(await freePort(), await mkdtemp(join(tmpdir(), 'tug-azurite-')));
+    await server.resume();
+    return server;
+  }
+
+  get connectionString(): string {
+    return `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};BlobEndpoint=http://127.0.0.1:${this.port}/${ACCOUNT};`;
+  }
+
+  get running(): boolean {
+    return this.#process !== null;
+  }
+
+  /** A client for looking at what the registry stored (no retries: a test wants the truth now). */
+  container(name: string): ContainerClient {
+    return BlobServiceClient.fromConnectionString(this.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(name);
+  }
+
+  /** Every committed blob name in `container`, sorted. */
+  async blobNames(container: string, prefix = ''): Promise<string[]> {
+    const names: string[] = [];
+    for await (const item of this.container(container).listBlobsFlat({ prefix })) names.push(item.name);
+    return names.sort();
+  }
+
+  /** Starts (again) on the same port with the same data. */
+  async resume(): Promise<void> {
+    if (this.#process) return;
+    const child = spawn(process.execPath, [
+      AZURITE_BLOB,
+      '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--loose',
+      '--blobHost', '127.0.0.1', '--blobPort', String(this.port),
+      '--location', this.location,
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d) => { this.log += d; });
+    child.stderr!.on('data', (d) => { this.log += d; });
+    this.#process = child;
+    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    child.once('exit', () => { if (this.#process === child) this.#process = null; });
+    await waitFor(async () => {
+      if (this.#process !== child) throw new Error(`azurite exited: ${this.log.slice(-2000)}`);
+      const res = await fetch(`http://127.0.0.1:${this.port}/${ACCOUNT}?comp=list`);
+      await res.arrayBuffer();
+      return true;
+    }, { timeout: 20_000, interval: 50, what: 'azurite to listen' });
+  }
+
+  /** Stops the emulator (gracefully, so its data is saved) and waits for it to exit. */
+  async stop(): Promise<void> {
+    const child = this.#process;
+    if (!child) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await this.#exited;
+    clearTimeout(timer);
+    this.#process = null;
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await rm(this.location, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,104 @@
+// Runs the real `tug registry` as a child process (the entry point operators
+// use) against a test Azurite, and ends it by its pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.ts';
+import { waitFor } from './wait.ts';
+
+const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
+const UPLOAD_DIR_PREFIX = 'tug-registry-uploads-';
+
+export interface RegistryOptions {
+  readonly connectionString: string;
+  readonly container?: string;
+  /** Reuse an upload dir (to restart a registry over the same spool); a fresh one by default. */
+  readonly uploadDir?: string;
+  /** Reuse a port (to restart a registry where clients expect it). */
+  readonly port?: number;
+  readonly args?: readonly string[];
+  /** Pass the connection string through AZURE_STORAGE_CONNECTION_STRING instead of the flag. */
+  readonly connectionStringFromEnv?: boolean;
+}
+
+export class RegistryProcess {
+  readonly port: number;
+  readonly uploadDir: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  output = '';
+
+  constructor(child: ChildProcess, port: number, uploadDir: string) {
+    this.child = child;
+    this.port = port;
+    this.uploadDir = uploadDir;
+    child.stdout!.on('data', (d) => { this.output += d; });
+    child.stderr!.on('data', (d) => { this.output += d; });
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Host and port, as skopeo and docker name a registry. */
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  logs(): Record<string, unknown>[] {
+    return this.output.split('\n').filter((l) => l.startsWith('{')).map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    });
+  }
+
+  /** Stops the registry and removes the upload spool the helper made for it (kept by stop(), for restarts). */
+  async close(): Promise<void> {
+    await this.stop();
+    if (basename(this.uploadDir).startsWith(UPLOAD_DIR_PREFIX)) await rm(this.uploadDir, { recursive: true, force: true });
+  }
+
+  /** SIGTERM (graceful), or SIGKILL (a crash), and wait for exit; returns the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+export async function startRegistry(options: RegistryOptions): Promise<RegistryProcess> {
+  const port = options.port ?? await freePort();
+  const uploadDir = options.uploadDir ?? await mkdtemp(join(tmpdir(), UPLOAD_DIR_PREFIX));
+  const args = [
+    TUG, 'registry',
+    '--listen', `127.0.0.1:${port}`,
+    '--container', options.container ?? 'registry',
+    '--upload-dir', uploadDir,
+    '--drain-timeout', '5s',
+    ...(options.connectionStringFromEnv ? [] : ['--azure-connection-string', options.connectionString]),
+    ...(options.args ?? []),
+  ];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.AZURE_STORAGE_CONNECTION_STRING;
+  if (options.connectionStringFromEnv) env.AZURE_STORAGE_CONNECTION_STRING = options.connectionString;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const registry = new RegistryProcess(child, port, uploadDir);
+  try {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`registry exited with ${child.exitCode}`);
+      return [200, 401].includes((await fetch(`${registry.url}/v2/`)).status);
+    }, { timeout: 15_000, interval: 25, what: 'registry /v2/ to answer (200, or 401 with auth)' });
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\nregistry output:\n${registry.output.slice(-4000)}`);
+  }
+  return registry;
+}
