@@ -12,6 +12,10 @@ export const ErrorCodes = {
   UPSTREAM_RESET: 'TUG_UPSTREAM_RESET',
   NO_BACKEND: 'TUG_NO_BACKEND',
   CLOSED: 'TUG_CLOSED',
+  UNIT_INVALID: 'TUG_UNIT_INVALID',
+  FLEET_UNREACHABLE: 'TUG_FLEET_UNREACHABLE',
+  FLEET_REJECTED: 'TUG_FLEET_REJECTED',
+  FLEET_ERROR: 'TUG_FLEET_ERROR',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

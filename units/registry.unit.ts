@@ -1,0 +1,31 @@
+// The registry unit: one `tug registry` per node (Global=true) so every node
+// pulls app images from localhost:5000. Its settings (Azure account, listen
+// address) come from a node file, never from the unit, so no secret is ever
+// submitted to fleet (fleet stores units in etcd, readable cluster-wide).
+// The Tug image itself is never pulled from localhost:5000: this unit is what serves it.
+import type { UnitsConfig } from './units-config.ts';
+
+export const REGISTRY_UNIT = 'tug-registry.service';
+
+export function registryUnit(config: UnitsConfig): { name: string; text: string } {
+  return {
+    name: REGISTRY_UNIT,
+    text: `[Unit]
+Description=Tug registry: the image registry on every node (localhost:5000)
+After=docker.service
+Requires=docker.service
+
+[Service]
+TimeoutStartSec=5min
+ExecStartPre=-/usr/bin/docker rm -f tug-registry
+ExecStartPre=-/usr/bin/docker pull ${config.tugImage}
+ExecStart=/usr/bin/docker run --rm --name tug-registry --net=host --env-file ${config.registryEnvFile} ${config.tugImage} registry
+ExecStop=/usr/bin/docker stop -t 15 tug-registry
+Restart=always
+RestartSec=5
+
+[X-Fleet]
+Global=true
+`,
+  };
+}
