@@ -47,15 +47,23 @@ export function processTree(pid: number): number[] {
 
 /** User+system CPU seconds of the processes. */
 export function cpuSeconds(pids: readonly number[]): number {
-  let ticks = 0;
+  const { user, system } = cpuTimes(pids);
+  return user + system;
+}
+
+/** User and system CPU seconds of the processes, apart. */
+export function cpuTimes(pids: readonly number[]): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      user += Number(fields[11]);
+      system += Number(fields[12]);
     } catch {}
   }
-  return ticks / 100;
+  return { user: user / 100, system: system / 100 };
 }
 
 /** Resident memory, bytes. */
