@@ -4,7 +4,7 @@
 import { parseEtcdEndpoints } from '../common/etcd-client.ts';
 import { configError } from '../common/errors.ts';
 import { parseDuration, parseInteger } from '../common/units.ts';
-import type { OptionSpec } from '../router/config.ts';
+import type { OptionSpec } from '../common/option-spec.ts';
 import { parseFleetEndpoint, type FleetEndpoint } from './fleet-client.ts';
 
 export interface FleetConfig {

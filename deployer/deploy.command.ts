@@ -2,7 +2,8 @@
 // TUG_* variables) into typed configs and hands them to the actions. No
 // behaviour here. Every verb ends with process.exitCode from exit-codes.ts;
 // commander's own usage errors exit 2 too.
-import { Command, Option, type CommanderError } from 'commander';
+import { Command, type CommanderError } from 'commander';
+import { addOptionTable } from '../common/option-spec.ts';
 import { addUnitsOptions } from '../units/units.command.ts';
 import { resolveUnitsConfig, type RawUnitsOptions, type UnitsConfig } from '../units/units-config.ts';
 import { fleetOptions, resolveFleetConfig, resolveRolloutConfig, rolloutOptions, type FleetConfig, type RawFleetOptions, type RawRolloutOptions, type RolloutConfig } from './deploy-config.ts';
@@ -27,9 +28,7 @@ export function deployCommand(actions: DeployActions): Command {
   const deploy = new Command('deploy')
     .description('drive fleet\'s HTTP API: submit, start, stop, destroy, list, and roll an app out without dropping a request')
     .exitOverride(usageExit);
-  for (const spec of Object.values(fleetOptions)) {
-    deploy.addOption(new Option(spec.flags, spec.description).env(spec.env).default(spec.default));
-  }
+  addOptionTable(deploy, fleetOptions);
   const fleetConfig = (command: Command) => resolveFleetConfig(command.optsWithGlobals<RawFleetOptions>());
   const run = (command: Command, body: (fleet: FleetClient) => Promise<ExitCode>) => async () => {
     let config: FleetConfig;
@@ -72,11 +71,7 @@ export function deployCommand(actions: DeployActions): Command {
 
   const rollout = addUnitsOptions(verb('rollout', 'replace the app\'s instances one at a time with --image; roll back on failure')
     .argument('<app>', 'the app (its units are <app>@N.service and <app>-announce@N.service)'));
-  for (const spec of Object.values(rolloutOptions)) {
-    const option = new Option(spec.flags, spec.description).env(spec.env);
-    if (spec.default !== undefined) option.default(spec.default);
-    rollout.addOption(option);
-  }
+  addOptionTable(rollout, rolloutOptions);
   rollout.action(async (app: string, options: RawUnitsOptions & RawRolloutOptions) => {
     let configs: [FleetConfig, UnitsConfig, RolloutConfig];
     try {

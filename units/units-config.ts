@@ -7,7 +7,7 @@ import { parseEtcdEndpoints } from '../common/etcd-client.ts';
 import { configError } from '../common/errors.ts';
 import { formatListenAddress, parseListenAddress } from '../common/listen-address.ts';
 import { parseInteger } from '../common/units.ts';
-import type { OptionSpec } from '../router/config.ts';
+import type { OptionSpec } from '../common/option-spec.ts';
 import { SERVICE_NAME } from '../router/route-keys.ts';
 
 export interface UnitsConfig {

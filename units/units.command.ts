@@ -2,18 +2,14 @@
 // into a UnitsConfig and an output directory, and hands them over. No behaviour here.
 import { Command, Option } from 'commander';
 import { configError } from '../common/errors.ts';
+import { addOptionTable } from '../common/option-spec.ts';
 import { resolveUnitsConfig, unitsOptions, type RawUnitsOptions, type UnitsConfig } from './units-config.ts';
 
 export type RenderAction = (config: UnitsConfig, out: string) => Promise<void>;
 
 /** Adds every units option (flag, env variable, default) to a command; rollout shares them. */
 export function addUnitsOptions(command: Command): Command {
-  for (const spec of Object.values(unitsOptions)) {
-    const option = new Option(spec.flags, spec.description).env(spec.env);
-    if (spec.default !== undefined && spec.default !== '') option.default(spec.default);
-    command.addOption(option);
-  }
-  return command;
+  return addOptionTable(command, unitsOptions);
 }
 
 export function unitsCommand(render: RenderAction): Command {
