@@ -11,13 +11,15 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BlobServiceClient, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob';
 import { BlobStoreError, type BlobInfo, type BlobStore, type BlobWriter, type ByteRange, type StoredFile } from './blob-store.ts';
-import { blobNameFor, pathForBlobName } from './storage-paths.ts';
+import { BlobNaming } from './storage-paths.ts';
 
 export interface AzureBlobStoreOptions {
   readonly connectionString: string;
   readonly container: string;
   /** distribution's `rootdirectory`: a prefix for every blob name. */
   readonly rootDirectory: string;
+  /** distribution 2.x's blob names, with a leading `/` (see BlobNaming). */
+  readonly legacyRootPrefix: boolean;
   /** Bytes per staged block (Azure allows 50,000 blocks per blob). */
   readonly blockSize: number;
   /** Blocks of one writer staged at the same time; memory per writer is about (this + 1) × blockSize. */
@@ -26,7 +28,7 @@ export interface AzureBlobStoreOptions {
 
 export class AzureBlobStore implements BlobStore {
   readonly #container: ContainerClient;
-  readonly #root: string;
+  readonly #naming: BlobNaming;
   readonly #blockSize: number;
   readonly #blockConcurrency: number;
 
@@ -37,7 +39,7 @@ export class AzureBlobStore implements BlobStore {
       retryOptions: { maxTries: 3, retryDelayInMs: 200, maxRetryDelayInMs: 2000, tryTimeoutInMs: 10 * 60_000 },
     });
     this.#container = service.getContainerClient(options.container);
-    this.#root = options.rootDirectory;
+    this.#naming = new BlobNaming(options.rootDirectory, options.legacyRootPrefix);
     this.#blockSize = options.blockSize;
     this.#blockConcurrency = options.blockConcurrency;
   }
@@ -48,7 +50,7 @@ export class AzureBlobStore implements BlobStore {
   }
 
   #blob(path: string): BlockBlobClient {
-    return this.#container.getBlockBlobClient(blobNameFor(this.#root, path));
+    return this.#container.getBlockBlobClient(this.#naming.blobName(path));
   }
 
   async stat(path: string, signal?: AbortSignal): Promise<BlobInfo | null> {
@@ -88,7 +90,7 @@ export class AzureBlobStore implements BlobStore {
   }
 
   async list(dir: string): Promise<string[]> {
-    const prefix = `${blobNameFor(this.#root, dir)}/`;
+    const prefix = `${this.#naming.blobName(dir)}/`;
     return wrap(`list ${dir}`, async () => {
       const names: string[] = [];
       for await (const item of this.#container.listBlobsByHierarchy('/', { prefix })) {
@@ -100,13 +102,13 @@ export class AzureBlobStore implements BlobStore {
   }
 
   async *walk(dir: string): AsyncIterable<StoredFile> {
-    const prefix = `${blobNameFor(this.#root, dir)}/`;
+    const prefix = `${this.#naming.blobName(dir)}/`;
     const pages = this.#container.listBlobsFlat({ prefix }).byPage({ maxPageSize: 5000 });
     for (;;) {
       const page = await wrap(`list ${dir}`, () => pages.next());
       if (page.done) return;
       for (const item of page.value.segment.blobItems) {
-        yield { path: pathForBlobName(this.#root, item.name), size: item.properties.contentLength ?? 0, modified: item.properties.lastModified };
+        yield { path: this.#naming.storagePath(item.name), size: item.properties.contentLength ?? 0, modified: item.properties.lastModified };
       }
     }
   }

@@ -15,6 +15,7 @@ export interface RegistryConfig {
   readonly azureConnectionString: string;
   readonly container: string;
   readonly rootDirectory: string;
+  readonly legacyRootPrefix: boolean;
   readonly uploadDir: string;
   readonly uploadExpiry: number;
   readonly cacheDir: string | null;
@@ -35,6 +36,7 @@ export const registryOptions = {
   azureConnectionString: { flags: '--azure-connection-string <string>', env: 'AZURE_STORAGE_CONNECTION_STRING', default: undefined, description: 'Azure Storage connection string (required)' },
   container: { flags: '--container <name>', env: 'TUG_REGISTRY_CONTAINER', default: undefined, description: 'Azure Blob container holding every image (required; created when missing)' },
   rootDirectory: { flags: '--root-directory <prefix>', env: 'TUG_REGISTRY_ROOT_DIRECTORY', default: '', description: 'prefix of every blob name in the container (distribution\'s azure rootdirectory)' },
+  legacyRootPrefix: { flags: '--legacy-root-prefix', env: 'TUG_REGISTRY_LEGACY_ROOT_PREFIX', default: undefined, description: 'name blobs as distribution 2.x\'s Azure driver did, with a leading "/" (serves a container written by 2.x; the env variable enables it when set)' },
   uploadDir: { flags: '--upload-dir <dir>', env: 'TUG_REGISTRY_UPLOAD_DIR', default: join(tmpdir(), 'tug-registry', 'uploads'), description: 'where chunked uploads are spooled until their digest is known (survives a registry restart)' },
   uploadExpiry: { flags: '--upload-expiry <duration>', env: 'TUG_REGISTRY_UPLOAD_EXPIRY', default: '24h', description: 'an unfinished upload older than this is removed' },
   cacheDir: { flags: '--cache-dir <dir>', env: 'TUG_REGISTRY_CACHE_DIR', default: '', description: 'on-disk cache of blobs and manifests for repeat pulls (none: every pull reads Azure)' },
@@ -74,7 +76,7 @@ export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
   };
   const logLevel = get('logLevel') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
-  const { azureConnectionString, container, rootDirectory } = resolveStorageOptions(get);
+  const { azureConnectionString, container, rootDirectory, legacyRootPrefix } = resolveStorageOptions(get, raw.legacyRootPrefix);
   const uploadDir = get('uploadDir');
   if (uploadDir === '') throw configError('--upload-dir: must not be empty');
   const config: RegistryConfig = {
@@ -83,6 +85,7 @@ export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
     azureConnectionString,
     container,
     rootDirectory,
+    legacyRootPrefix,
     uploadDir,
     uploadExpiry: duration('uploadExpiry'),
     cacheDir: get('cacheDir') === '' ? null : get('cacheDir'),
@@ -112,10 +115,12 @@ export interface StorageOptions {
   readonly azureConnectionString: string;
   readonly container: string;
   readonly rootDirectory: string;
+  /** Off by default: distribution v3's naming. */
+  readonly legacyRootPrefix: boolean;
 }
 
 /** Validates the storage flags `tug registry` and `tug registry gc` share. */
-export function resolveStorageOptions(get: (name: keyof StorageOptions) => string): StorageOptions {
+export function resolveStorageOptions(get: (name: Exclude<keyof StorageOptions, 'legacyRootPrefix'>) => string, legacyRootPrefix: string | boolean | undefined): StorageOptions {
   const azureConnectionString = get('azureConnectionString');
   if (!/(?:^|;)(?:AccountName|BlobEndpoint|SharedAccessSignature)=/i.test(azureConnectionString)) {
     throw configError('--azure-connection-string: expected an Azure Storage connection string (AccountName=…;AccountKey=…, or BlobEndpoint=…)');
@@ -126,5 +131,6 @@ export function resolveStorageOptions(get: (name: keyof StorageOptions) => strin
   if (rootDirectory !== '' && !/^\/*[A-Za-z0-9._-]+(?:\/+[A-Za-z0-9._-]+)*\/*$/.test(rootDirectory)) {
     throw configError('--root-directory: expected path segments of letters, digits, ".", "_" and "-"');
   }
-  return { azureConnectionString, container, rootDirectory };
+  // A boolean flag: commander sets it when the flag is given or its env variable is set (any value).
+  return { azureConnectionString, container, rootDirectory, legacyRootPrefix: legacyRootPrefix === true };
 }

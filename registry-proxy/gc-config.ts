@@ -18,6 +18,7 @@ export const gcOptions = {
   azureConnectionString: registryOptions.azureConnectionString,
   container: registryOptions.container,
   rootDirectory: registryOptions.rootDirectory,
+  legacyRootPrefix: registryOptions.legacyRootPrefix,
   dryRun: { flags: '--dry-run', env: 'TUG_REGISTRY_GC_DRY_RUN', default: undefined, description: 'list what would be deleted and delete nothing' },
   gracePeriod: { flags: '--grace-period <duration>', env: 'TUG_REGISTRY_GC_GRACE_PERIOD', default: '1h', description: 'blobs and links younger than this are kept (protects pushes in progress)' },
   deleteConcurrency: { flags: '--delete-concurrency <n>', env: 'TUG_REGISTRY_GC_DELETE_CONCURRENCY', default: '4', description: 'delete batches (up to 256 blobs each) in flight at once' },
@@ -38,7 +39,7 @@ export function resolveGcConfig(raw: RawGcOptions): GcConfig {
   if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
   const dryRun = raw.dryRun;
   return {
-    ...resolveStorageOptions(get),
+    ...resolveStorageOptions(get, raw.legacyRootPrefix),
     dryRun: dryRun === true || (typeof dryRun === 'string' && dryRun !== '' && dryRun !== '0' && dryRun !== 'false'),
     gracePeriod: parseDuration('--grace-period', get('gracePeriod')),
     deleteConcurrency: parseInteger('--delete-concurrency', get('deleteConcurrency'), 1, 64),

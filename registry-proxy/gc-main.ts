@@ -14,6 +14,7 @@ export async function runGarbageCollection(config: GcConfig): Promise<void> {
     connectionString: config.azureConnectionString,
     container: config.container,
     rootDirectory: config.rootDirectory,
+    legacyRootPrefix: config.legacyRootPrefix,
     blockSize: 4 * 1024 * 1024,
     blockConcurrency: 1,
   });

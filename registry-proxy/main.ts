@@ -24,6 +24,7 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
     connectionString: config.azureConnectionString,
     container: config.container,
     rootDirectory: config.rootDirectory,
+    legacyRootPrefix: config.legacyRootPrefix,
     blockSize: config.blockSize,
     blockConcurrency: config.blockConcurrency,
   });
@@ -58,7 +59,7 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
     await uploads.start();
     await uploads.purge(config.uploadExpiry);
     const bound = await server.listen(config.listen);
-    log.info({ component: 'registry', listen: formatListenAddress(bound), container: config.container, rootDirectory: config.rootDirectory }, 'registry listening');
+    log.info({ component: 'registry', listen: formatListenAddress(bound), container: config.container, rootDirectory: config.rootDirectory, legacyRootPrefix: config.legacyRootPrefix }, 'registry listening');
   } catch (err) {
     log.fatal({ component: 'registry', err: (err as Error).message }, 'registry failed to start');
     log.flush();

@@ -1,8 +1,9 @@
 // The storage layout: where every object of the registry lives. It is the
 // layout of the Docker registry (distribution's registry/storage/paths.go), so
-// a container written by distribution with the Azure driver is served as-is and
-// what Tug writes can be served by distribution. This file is the only place
-// that builds a storage path.
+// a container written by distribution's Azure driver (v3; 2.x with
+// --legacy-root-prefix) is served as-is and what Tug writes can be served by
+// distribution. This file is the only place that builds a storage path, and
+// `BlobNaming` the only one that names an Azure blob.
 //
 //   <root directory>/                               (--root-directory; none by default)
 //   └── docker/registry/v2/
@@ -30,11 +31,15 @@
 // `referrers/` is an index distribution does not keep; distribution ignores it, and Tug skips an
 // entry whose manifest revision is gone (e.g. deleted through distribution).
 //
-// Blob names in the Azure container: distribution's Azure driver (v3) maps a path to a blob name
-// by prefixing the root directory and dropping leading slashes — `blobNameFor` below does the
-// same, so with no root directory a layer lives at `docker/registry/v2/blobs/sha256/ab/ab…/data`.
-// (distribution 2.x's driver kept a leading `/` in every name; its v3 driver reads such a
-// container only with `legacyrootprefix`; Tug does not read that legacy layout yet.)
+// Blob names in the Azure container: `BlobNaming` below is the only place that turns a storage
+// path into a blob name and back (reads, writes, listings, the catalog, tags and gc all go through
+// it). Two namings exist, and a container holds one of them:
+//   - distribution v3 (the default): the root directory, then the path, leading slashes dropped:
+//     `docker/registry/v2/blobs/sha256/ab/ab…/data`.
+//   - distribution 2.x (`--legacy-root-prefix`): the storage path as it is, leading `/` included:
+//     `/docker/registry/v2/blobs/sha256/ab/ab…/data` (Azure's portal shows it under a folder with
+//     no name). 2.x's driver has no root directory; with one, Tug follows GitLab's registry fork,
+//     the one implementation that combines both: `/<root>/docker/registry/v2/…`.
 import type { Digest } from './references.ts';
 
 const ROOT = '/docker/registry/v2';
@@ -94,17 +99,38 @@ export const StoragePaths = {
 } as const;
 
 /**
- * The Azure blob name of a storage path, as distribution's Azure driver (v3)
- * computes it: `rootDirectory` without trailing slashes, then the path, with
- * leading slashes dropped.
+ * How storage paths are named as Azure blobs: distribution v3's naming, or
+ * distribution 2.x's with its leading `/` (`legacyRootPrefix`).
+ *
+ * Sources: distribution v3, registry/storage/driver/azure/azure.go, `blobName`:
+ * `strings.TrimLeft(strings.TrimRight(d.rootDirectory, "/")+path, "/")`.
+ * distribution 2.8 (github.com/docker/distribution, same file): every call is
+ * `GetContainerReference(d.container).GetBlobReference(path)` with the storage
+ * path unchanged; `FromParameters` reads accountname, accountkey, container and
+ * realm only, so there is no root directory (distribution#1247 describes the
+ * resulting `container//docker/registry/v2/…` URLs). `legacyrootprefix` is an
+ * option of GitLab's container-registry fork, not of distribution v3; its
+ * TestPathToKey gives `/opt/docker/registry/v2` for root `opt`, legacy, and
+ * `/docker/registry/v2` with no root. Upstream v3 has no such option: its
+ * `blobName` always drops the leading `/`, so it cannot read a 2.x container.
  */
-export function blobNameFor(rootDirectory: string, path: string): string {
-  return (rootDirectory.replace(/\/+$/, '') + path).replace(/^\/+/, '');
-}
+export class BlobNaming {
+  /** What every blob name starts with: '', 'root/', '/' or '/root/'. */
+  readonly #prefix: string;
 
-/** The inverse of `blobNameFor` for names listed under the root directory. */
-export function pathForBlobName(rootDirectory: string, name: string): string {
-  const root = rootDirectory.replace(/^\/+|\/+$/g, '');
-  const relative = root === '' ? name : name.startsWith(`${root}/`) ? name.slice(root.length + 1) : name;
-  return `/${relative}`;
+  constructor(rootDirectory: string, legacyRootPrefix: boolean) {
+    const root = rootDirectory.replace(/^\/+|\/+$/g, '');
+    this.#prefix = (legacyRootPrefix ? '/' : '') + (root === '' ? '' : `${root}/`);
+  }
+
+  /** The blob name of a storage path (`/docker/registry/v2/…`). */
+  blobName(path: string): string {
+    return this.#prefix + path.replace(/^\/+/, '');
+  }
+
+  /** The storage path of a blob name listed under this naming's prefix. */
+  storagePath(name: string): string {
+    const relative = name.startsWith(this.#prefix) ? name.slice(this.#prefix.length) : name.replace(/^\/+/, '');
+    return `/${relative}`;
+  }
 }

@@ -14,6 +14,7 @@ declare -A packages=(
   [curl]=curl
   [pgrep]=procps
   [skopeo]=skopeo
+  [docker-registry]=docker-registry
   [systemd-analyze]=systemd
 )
 
@@ -35,6 +36,11 @@ if ((${#missing[@]} > 0)); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The tests run distribution themselves; Debian's package also starts it as a
+    # service on :5000, the port `tug registry` listens on by default.
+    if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    fi
   else
     echo "setup: missing Debian packages: ${missing[*]}" >&2
     echo "setup: run as root, or: sudo apt-get install ${missing[*]}" >&2

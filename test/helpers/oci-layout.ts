@@ -2,6 +2,7 @@
 // (oci-layout, index.json, blobs/sha256/…) with gzip'd tar layers made here, a
 // config, a manifest and, for several platforms, an image index. skopeo reads
 // them with `oci:<dir>:<tag>`. Also a reader, to compare what comes back.
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -122,4 +123,17 @@ export async function layoutTag(dir: string, tag: string): Promise<Descriptor> {
   const found = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
   if (!found) throw new Error(`no tag ${tag} in ${dir}/index.json`);
   return found;
+}
+
+/**
+ * Asserts that `pulled` holds the image `source` holds under `tag`: the same
+ * top digest, the same set of blobs, every blob byte-identical.
+ */
+export async function assertSameImage(source: string, pulled: string, tag: string): Promise<void> {
+  assert.equal((await layoutTag(pulled, tag)).digest, (await layoutTag(source, tag)).digest, 'the pulled image has the pushed digest');
+  const sent = await layoutBlobs(source);
+  assert.deepEqual(await layoutBlobs(pulled), sent, 'the same set of blobs came back');
+  for (const digest of sent) {
+    assert.ok((await readLayoutBlob(pulled, digest)).equals(await readLayoutBlob(source, digest)), `${digest} is byte-identical`);
+  }
 }

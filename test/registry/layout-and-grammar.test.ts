@@ -3,7 +3,7 @@
 // pinned here without any server.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { blobNameFor, pathForBlobName, StoragePaths } from '../../registry-proxy/storage-paths.ts';
+import { BlobNaming, StoragePaths } from '../../registry-proxy/storage-paths.ts';
 import { isRepositoryName, isTag, parseManifestReference, tryParseDigest } from '../../registry-proxy/references.ts';
 import { parseContentRange, parseRangeHeader } from '../../registry-proxy/http-ranges.ts';
 
@@ -21,7 +21,7 @@ describe('storage layout', () => {
   });
 
   // The cases of distribution's azure driver TestPathToKey (non-legacy layout).
-  it('names Azure blobs as distribution\'s Azure driver does, with and without a root directory', () => {
+  it('names Azure blobs as distribution\'s Azure driver (v3) does, with and without a root directory', () => {
     const cases: [string, string, string][] = [
       ['', '/docker/registry/v2', 'docker/registry/v2'],
       ['opt', '/docker/registry/v2', 'opt/docker/registry/v2'],
@@ -30,8 +30,27 @@ describe('storage layout', () => {
       ['a/b/c/d/', '/docker/registry/v2', 'a/b/c/d/docker/registry/v2'],
     ];
     for (const [root, path, name] of cases) {
-      assert.equal(blobNameFor(root, path), name, `root ${JSON.stringify(root)}`);
-      assert.equal(pathForBlobName(root, name), path, `back from ${name}`);
+      const naming = new BlobNaming(root, false);
+      assert.equal(naming.blobName(path), name, `root ${JSON.stringify(root)}`);
+      assert.equal(naming.storagePath(name), path, `back from ${name}`);
+    }
+  });
+
+  // distribution 2.x passes the storage path to Azure unchanged; with a root
+  // directory (which 2.x lacks), the legacy cases of GitLab's TestPathToKey.
+  it('names Azure blobs as distribution 2.x\'s Azure driver does with --legacy-root-prefix, a leading "/" kept', () => {
+    const cases: [string, string, string][] = [
+      ['', '/docker/registry/v2', '/docker/registry/v2'],
+      ['/', '/docker/registry/v2', '/docker/registry/v2'],
+      ['', StoragePaths.blobData(digest), StoragePaths.blobData(digest)],
+      ['opt', '/docker/registry/v2', '/opt/docker/registry/v2'],
+      ['/opt////', '/docker/registry/v2', '/opt/docker/registry/v2'],
+      ['a/b/c/d/', '/docker/registry/v2', '/a/b/c/d/docker/registry/v2'],
+    ];
+    for (const [root, path, name] of cases) {
+      const naming = new BlobNaming(root, true);
+      assert.equal(naming.blobName(path), name, `root ${JSON.stringify(root)}`);
+      assert.equal(naming.storagePath(name), path, `back from ${name}`);
     }
   });
 });
