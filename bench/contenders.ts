@@ -29,6 +29,10 @@ export interface ContenderSetup {
 export const HOST = 'bench.bench';
 const TUG = fileURLToPath(new URL('../bin/tug.ts', import.meta.url));
 
+export function startTugRaw(s: ContenderSetup): Promise<Contender> {
+  return startTug(s, ['--engine', 'raw'], 'tug-raw');
+}
+
 export async function startNginx(s: ContenderSetup): Promise<Contender> {
   const conf = join(s.dir, 'nginx-proxy.conf');
   writeFileSync(conf, `
@@ -95,7 +99,8 @@ ${s.upstreams.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join('\n')}
   return { name: 'haproxy', port: s.port, pid: process.child.pid!, process };
 }
 
-export async function startTug(s: ContenderSetup, extraArgs: readonly string[] = []): Promise<Contender> {
+/** Tug's router with the node:http + undici engine (`tug`) or the raw-socket engine (`tug-raw`). */
+export async function startTug(s: ContenderSetup, extraArgs: readonly string[] = [], name = 'tug'): Promise<Contender> {
   const process = startProcess(globalThis.process.execPath, [
     TUG, 'router',
     '--http', `127.0.0.1:${s.port}`,
@@ -109,5 +114,5 @@ export async function startTug(s: ContenderSetup, extraArgs: readonly string[] =
   ]);
   await waitStarted(process, `http://127.0.0.1:${s.adminPort}/healthz`);
   await waitStarted(process, `http://127.0.0.1:${s.port}/small`, { host: HOST });
-  return { name: 'tug', port: s.port, pid: process.child.pid!, process };
+  return { name, port: s.port, pid: process.child.pid!, process };
 }

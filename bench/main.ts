@@ -9,7 +9,7 @@
 //   --workers N        BENCH_WORKERS      workers for every contender (default 2)
 //   --only REGEX       BENCH_ONLY         throughput scenarios to run (by name)
 //   --out DIR          BENCH_OUT          where results go (default bench/results)
-//   --skip LIST        BENCH_SKIP         comma list of: haproxy, convergence, churn, scale, idle
+//   --skip LIST        BENCH_SKIP         comma list of: haproxy, tug-raw, convergence, churn, scale, idle
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { EtcdServer } from '../test/helpers/etcd.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import { HOST, haproxyAvailable, startHaproxy, startNginx, startTug, type Contender, type ContenderSetup } from './contenders.ts';
+import { HOST, haproxyAvailable, startHaproxy, startNginx, startTug, startTugRaw, type Contender, type ContenderSetup } from './contenders.ts';
 import { measureChurn } from './churn.ts';
 import { measureConvergence } from './convergence.ts';
 import { measureIdleConnections } from './idle-connections.ts';
@@ -83,6 +83,7 @@ try {
   };
   await start(startNginx);
   await start(startTug);
+  if (!skip.has('tug-raw')) await start(startTugRaw);
   if (!skip.has('haproxy') && haproxyAvailable()) await start(startHaproxy);
   const tug = contenders.find((c) => c.name === 'tug')!;
 

@@ -55,7 +55,7 @@ export function writeReport(dir: string, report: Report): { json: string; markdo
   return { json, markdown, svg };
 }
 
-const COLORS: Record<string, string> = { nginx: '#009639', tug: '#1f6feb', haproxy: '#b08800' };
+const COLORS: Record<string, string> = { nginx: '#009639', tug: '#1f6feb', 'tug-raw': '#8250df', haproxy: '#b08800' };
 
 function chart(results: readonly ScenarioResult[]): string {
   const contenders = [...new Set(results.map((r) => r.contender))];

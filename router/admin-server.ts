@@ -1,6 +1,6 @@
 // The admin listener: `/healthz` for the load balancer's probe (200 only once
-// the first etcd snapshot is loaded and a worker serves; 503 while draining) and
-// `/routes`, the table as JSON. It keeps answering 200 while etcd is down: the
+// the first etcd snapshot is loaded and a worker serves; 503 while draining),
+// `/routes`, the table as JSON, and `/metrics` for Prometheus. It keeps answering 200 while etcd is down: the
 // router still serves its last known table, and taking every node out of the
 // load balancer because etcd is down would turn an etcd outage into a total one.
 import { createServer, type Server } from 'node:http';
@@ -10,6 +10,8 @@ export interface AdminState {
   ready(): boolean;
   health(): object;
   routes(): object;
+  /** The Prometheus text exposition. */
+  metrics(): Promise<string>;
 }
 
 export class AdminServer {
@@ -20,6 +22,16 @@ export class AdminServer {
     this.#address = address;
     this.#server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
+      if (path === '/metrics') {
+        state.metrics().then((text) => {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        }, (err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`metrics failed: ${(err as Error).message}\n`);
+        });
+        return;
+      }
       let status = 200;
       let body: object;
       if (path === '/healthz') {
@@ -29,7 +41,7 @@ export class AdminServer {
         body = state.routes();
       } else {
         status = 404;
-        body = { error: 'not found', endpoints: ['/healthz', '/routes'] };
+        body = { error: 'not found', endpoints: ['/healthz', '/routes', '/metrics'] };
       }
       const text = `${JSON.stringify(body, null, 2)}\n`;
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });

@@ -1,19 +1,36 @@
 // One Backend per address, shared by all instances that announce it and kept
 // alive by reference counting: a route change that keeps an address keeps its
 // pool and health; the last release drains and closes it.
+//
+// Draining: requests already on a released backend's pool finish. Its open
+// WebSockets stay open for `websocketDrain` ms (the app usually ends them
+// itself when it stops), then each is closed cleanly (1001 Going Away). If the
+// address comes back meanwhile (a lease lost and renewed), the same Backend, with
+// its WebSockets and health, is taken back and nothing is closed.
 import { Backend, type BackendOptions } from './backend.ts';
 
 export class BackendRegistry {
   readonly #backends = new Map<string, Backend>();
+  /** Released backends with open WebSockets, and the timer that ends them. */
+  readonly #draining = new Map<string, { backend: Backend; timer: NodeJS.Timeout }>();
   readonly #options: BackendOptions;
+  readonly #websocketDrain: number;
 
-  constructor(options: BackendOptions) {
+  constructor(options: BackendOptions, websocketDrain = 600_000) {
     this.#options = options;
+    this.#websocketDrain = websocketDrain;
   }
 
   acquire(host: string, port: number): Backend {
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     let backend = this.#backends.get(address);
+    const draining = backend ? undefined : this.#draining.get(address);
+    if (draining) {
+      clearTimeout(draining.timer);
+      this.#draining.delete(address);
+      backend = draining.backend;
+      this.#backends.set(address, backend);
+    }
     if (!backend) {
       backend = new Backend(host, port, this.#options);
       this.#backends.set(address, backend);
@@ -27,6 +44,15 @@ export class BackendRegistry {
     if (this.#backends.get(backend.address) === backend) this.#backends.delete(backend.address);
     // Drain: requests already on the pool finish; nothing new is routed to it.
     void backend.close();
+    if (backend.websockets.size > 0) {
+      const timer = setTimeout(() => {
+        if (this.#draining.get(backend.address)?.backend !== backend) return;
+        this.#draining.delete(backend.address);
+        for (const ws of [...backend.websockets]) ws.goAway('backend removed');
+      }, this.#websocketDrain);
+      timer.unref();
+      this.#draining.set(backend.address, { backend, timer });
+    }
   }
 
   get size(): number {
@@ -34,11 +60,15 @@ export class BackendRegistry {
   }
 
   async close(): Promise<void> {
+    for (const { timer } of this.#draining.values()) clearTimeout(timer);
+    this.#draining.clear();
     await Promise.all([...this.#backends.values()].map((b) => b.close()));
     this.#backends.clear();
   }
 
   async destroy(err?: Error): Promise<void> {
+    for (const { timer } of this.#draining.values()) clearTimeout(timer);
+    this.#draining.clear();
     await Promise.all([...this.#backends.values()].map((b) => b.destroy(err)));
     this.#backends.clear();
   }

@@ -18,6 +18,12 @@ export interface BackendOptions {
   readonly ejectMax: number;
 }
 
+/** A long-lived connection through a backend (a WebSocket tunnel) that can be ended cleanly. */
+export interface DrainableConnection {
+  /** Ends the connection cleanly (a WebSocket gets 1001 Going Away), at once or at its next frame boundary. */
+  goAway(reason: string): void;
+}
+
 export class Backend {
   readonly host: string;
   readonly port: number;
@@ -30,8 +36,12 @@ export class Backend {
   ejectedUntil = 0;
   /** Ejections in a row without a success in between; drives the growing period. */
   ejections = 0;
+  /** Ejections since the backend was created (a counter for /metrics). */
+  ejectionsTotal = 0;
   /** How many instance entries refer to this backend (owned by BackendRegistry). */
   refs = 0;
+  /** Open WebSockets through this backend; they outlive its removal from the table (see BackendRegistry). */
+  readonly websockets = new Set<DrainableConnection>();
   readonly #options: BackendOptions;
   #dispatcher: Pool | undefined;
 
@@ -72,6 +82,7 @@ export class Backend {
     const period = Math.min(this.#options.ejectBase * 2 ** this.ejections, this.#options.ejectMax);
     this.ejectedUntil = now + period;
     this.ejections++;
+    this.ejectionsTotal++;
     // On probation after the period: one more failure ejects it again, for longer.
     this.consecutiveFailures = this.#options.maxFails - 1;
     return true;

@@ -2,14 +2,26 @@
 // documented default, in one table; `resolveRouterConfig` validates them all at
 // start-up and fills defaults in this one place.
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { parseEtcdEndpoints } from '../common/etcd-client.ts';
 import { configError } from '../common/errors.ts';
 import { parseListenAddress, type ListenAddress } from '../common/listen-address.ts';
 import type { LogLevel } from '../common/logger.ts';
 import { parseDuration, parseInteger, parseSize } from '../common/units.ts';
+import { readCertificateFiles } from './tls-certificate.ts';
+
+export interface CertificateFiles {
+  readonly cert: string;
+  readonly key: string;
+}
 
 export interface RouterConfig {
   readonly http: ListenAddress;
+  /** The HTTPS (TLS, HTTP/2 and HTTP/1.1) listener; null when off. */
+  readonly https: ListenAddress | null;
+  /** --cert/--key pairs, in order (the first is the default certificate unless etcd has /tls/default). */
+  readonly certFiles: readonly CertificateFiles[];
+  readonly websocketDrain: number;
   readonly admin: ListenAddress;
   readonly etcd: readonly string[];
   readonly etcdPrefix: string;
@@ -32,6 +44,7 @@ export interface RouterConfig {
   readonly etcdProbeInterval: number;
   readonly accessLog: boolean;
   readonly logLevel: LogLevel;
+  readonly engine: 'node' | 'raw';
 }
 
 export interface OptionSpec {
@@ -40,11 +53,20 @@ export interface OptionSpec {
   readonly env: string;
   readonly description: string;
   readonly default: string | undefined;
+  /** The flag may be given several times (and a value may list several, comma-separated). */
+  readonly repeatable?: true;
 }
+
+/** Flags are config fields, except --cert and --key, which resolve together into certFiles. */
+export type RouterOptionName = Exclude<keyof RouterConfig, 'certFiles'> | 'cert' | 'key';
 
 /** Every router flag: its environment variable, default and meaning (README's table is generated from the same words). */
 export const routerOptions = {
   http: { flags: '--http <addr>', env: 'TUG_HTTP', default: ':80', description: 'HTTP listener, HOST:PORT' },
+  https: { flags: '--https <addr>', env: 'TUG_HTTPS', default: ':443', description: 'HTTPS listener (TLS 1.2/1.3, HTTP/2 and HTTP/1.1), HOST:PORT, or "off"' },
+  cert: { flags: '--cert <file>', env: 'TUG_CERT', default: undefined, repeatable: true, description: 'PEM certificate chain to serve (repeatable, paired in order with --key); names from its subjectAltName' },
+  key: { flags: '--key <file>', env: 'TUG_KEY', default: undefined, repeatable: true, description: 'PEM private key of the --cert at the same position (repeatable)' },
+  websocketDrain: { flags: '--websocket-drain <duration>', env: 'TUG_WEBSOCKET_DRAIN', default: '10m', description: 'how long a removed backend\'s WebSockets stay open before the router closes them (1001)' },
   admin: { flags: '--admin <addr>', env: 'TUG_ADMIN', default: '127.0.0.1:9090', description: 'admin listener (/healthz, /routes)' },
   etcd: { flags: '--etcd <urls>', env: 'TUG_ETCD', default: 'http://127.0.0.1:2379', description: 'etcd endpoints, comma-separated' },
   etcdPrefix: { flags: '--etcd-prefix <prefix>', env: 'TUG_ETCD_PREFIX', default: '', description: 'namespace before /services/ and /routes/' },
@@ -67,22 +89,23 @@ export const routerOptions = {
   etcdProbeInterval: { flags: '--etcd-probe-interval <duration>', env: 'TUG_ETCD_PROBE_INTERVAL', default: '1s', description: 'how often etcd reachability and watch progress are checked' },
   accessLog: { flags: '--no-access-log', env: 'TUG_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
-} as const satisfies Record<keyof RouterConfig, OptionSpec>;
+  engine: { flags: '--engine <engine>', env: 'TUG_ENGINE', default: 'node', description: 'HTTP/1.1 listener: node (node:http + undici) or raw (raw sockets)' },
+} as const satisfies Record<RouterOptionName, OptionSpec>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
-/** Raw values as commander hands them over (strings, or false for a negated boolean). */
-export type RawRouterOptions = Partial<Record<keyof RouterConfig, string | boolean>>;
+/** Raw values as commander hands them over (strings, lists for repeatable flags, or false for a negated boolean). */
+export type RawRouterOptions = Partial<Record<RouterOptionName, string | boolean | string[]>>;
 
 export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
-  const get = (name: keyof RouterConfig): string => {
+  const get = (name: RouterOptionName): string => {
     const value = raw[name] ?? routerOptions[name].default;
-    if (value === undefined || typeof value === 'boolean') throw configError(`${routerOptions[name].flags} is required`);
+    if (value === undefined || typeof value !== 'string') throw configError(`${routerOptions[name].flags} is required`);
     return value;
   };
-  const flag = (name: keyof RouterConfig) => routerOptions[name].flags.split(' ')[0];
-  const duration = (name: keyof RouterConfig) => {
+  const flag = (name: RouterOptionName) => routerOptions[name].flags.split(' ')[0];
+  const duration = (name: RouterOptionName) => {
     const ms = parseDuration(flag(name), get(name));
     if (ms <= 0) throw configError(`${flag(name)}: must be greater than zero`);
     return ms;
@@ -92,11 +115,20 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
   if (domain !== null && !DOMAIN.test(domain)) throw configError(`--domain: ${JSON.stringify(domainValue)} is not a domain name`);
   const logLevel = get('logLevel') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+  const engine = get('engine');
+  if (engine !== 'node' && engine !== 'raw') throw configError('--engine: expected node or raw');
   const workersRaw = get('workers');
   const etcdPrefix = get('etcdPrefix');
   if (etcdPrefix !== '' && !/^\/[\x21-\x7e]*[^/]$/.test(etcdPrefix)) throw configError('--etcd-prefix: must start with / and not end with /');
+  const httpsValue = get('https').trim();
+  const https = httpsValue === '' || httpsValue === 'off' ? null : parseListenAddress('--https', httpsValue);
+  const certFiles = resolveCertificateFiles(raw.cert, raw.key);
+  if (https === null && certFiles.length > 0) throw configError('--cert: given with --https off; nothing would serve it');
   const config: RouterConfig = {
     http: parseListenAddress('--http', get('http')),
+    https,
+    certFiles,
+    websocketDrain: parseDuration('--websocket-drain', get('websocketDrain')),
     admin: parseListenAddress('--admin', get('admin')),
     etcd: parseEtcdEndpoints(get('etcd')),
     etcdPrefix,
@@ -119,8 +151,30 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
     etcdProbeInterval: duration('etcdProbeInterval'),
     accessLog: raw.accessLog !== false,
     logLevel,
+    engine,
   };
   if (config.maxHeaderSize < 1024 || config.maxHeaderSize > 1024 * 1024) throw configError('--max-header-size: must be between 1KiB and 1MiB');
   if (config.ejectMax < config.ejectBase) throw configError('--eject-max: must not be shorter than --eject-time');
+  if (https !== null && https.port !== 0 && https.port === config.http.port && https.host === config.http.host) {
+    throw configError('--https: must not be the --http address');
+  }
   return config;
+}
+
+/** Pairs --cert and --key in order and checks every pair now, so a bad file stops start-up with its name. */
+function resolveCertificateFiles(certs: RawRouterOptions['cert'], keys: RawRouterOptions['key']): CertificateFiles[] {
+  const list = (value: RawRouterOptions['cert']) => (typeof value === 'string' ? [value] : Array.isArray(value) ? value : [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '')
+    .map((v) => resolve(v));
+  const certList = list(certs);
+  const keyList = list(keys);
+  if (certList.length !== keyList.length) throw configError(`--cert and --key: ${certList.length} certificate(s) but ${keyList.length} key(s); give them in pairs`);
+  const pairs = certList.map((cert, i) => ({ cert, key: keyList[i] }));
+  for (const pair of pairs) {
+    const spec = readCertificateFiles(pair.cert, pair.key);
+    if (typeof spec === 'string') throw configError(`--cert ${pair.cert} --key ${pair.key}: ${spec}`);
+  }
+  return pairs;
 }

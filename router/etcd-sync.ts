@@ -1,5 +1,5 @@
-// Keeps the router's view of etcd correct: a snapshot with its revision, then
-// watches from the next revision; a fresh snapshot (applied as a diff) after a
+// Keeps the router's view of etcd (services, routes, TLS certificates) correct:
+// a snapshot with its revision, then watches from the next revision; a fresh snapshot (applied as a diff) after a
 // compaction, a wiped etcd (revision going backwards or a new cluster id), a
 // stalled watch or an outage. It never removes a route because of an etcd
 // error: only a state read from etcd removes anything.
@@ -46,6 +46,8 @@ export class EtcdSync {
   /** Raw value of every key in the prefixes, and whether it parsed; used to diff a fresh snapshot. */
   readonly #values = new Map<string, KeyState>();
   #watchers: Watcher[] = [];
+  /** Watches the server canceled (compaction): never canceled again from here. */
+  readonly #serverCanceled = new WeakSet<Watcher>();
   /** Per prefix: the highest mod revision seen by its watch (events at or below it are replays). */
   #seen: number[] = [];
   #clusterId: string | null = null;
@@ -63,7 +65,7 @@ export class EtcdSync {
     this.#keys = keys;
     this.#log = log;
     this.#options = options;
-    this.#prefixes = [keys.servicesPrefix, keys.routesPrefix];
+    this.#prefixes = keys.prefixes;
   }
 
   /** Starts syncing; resolves once the first snapshot is applied (retrying with backoff until then). */
@@ -164,6 +166,9 @@ export class EtcdSync {
       if (current()) this.#log.info({ prefix }, 'etcd watch reattached');
     });
     watcher.on('error', (err: unknown) => {
+      // etcd3 keeps the id of a watch the server canceled; canceling it again would make the
+      // server answer for an id etcd3 no longer knows, and etcd3 throws that out of its stream.
+      this.#serverCanceled.add(watcher);
       if (!current()) return;
       // A canceled watch (compaction, or the server dropped it) cannot be resumed: take a fresh snapshot.
       this.#log.warn({ prefix, err: describe(err) }, 'etcd watch canceled; taking a fresh snapshot');
@@ -177,11 +182,14 @@ export class EtcdSync {
       return;
     }
     const batch: { key: string; value: string | null }[] = [];
-    let seen = this.#seen[index];
+    // Events at or below what is applied are replays. Compare against the floor, not the last
+    // event: one transaction (e.g. `etcdctl del --prefix`) gives many events the same revision.
+    const floor = this.#seen[index];
+    let seen = floor;
     for (const event of res.events) {
       const modRevision = Number(event.kv.mod_revision);
-      if (modRevision <= seen) continue;
-      seen = modRevision;
+      if (modRevision <= floor) continue;
+      if (modRevision > seen) seen = modRevision;
       batch.push({ key: event.kv.key.toString(), value: event.type === 'Delete' ? null : event.kv.value.toString() });
     }
     this.#seen[index] = seen;
@@ -288,7 +296,7 @@ export class EtcdSync {
     this.#generation++;
     const watchers = this.#watchers;
     this.#watchers = [];
-    await Promise.all(watchers.map((w) => withTimeout(w.cancel(), 1000, 'cancel').catch(() => {})));
+    await Promise.all(watchers.filter((w) => !this.#serverCanceled.has(w)).map((w) => withTimeout(w.cancel(), 1000, 'cancel').catch(() => {})));
   }
 }
 

@@ -3,6 +3,8 @@
 // for the upstream, the request id kept or made, and the checks RFC 9112 asks of
 // an intermediary that llhttp leaves to us (a repeated Host, transfer codings
 // other than chunked, Transfer-Encoding in HTTP/1.0, versions other than 1.x).
+// An HTTP/2 request (node:http2's compatibility API) goes through the same pass:
+// its pseudo-headers are dropped, and `:authority` becomes the upstream's Host.
 import { randomUUID } from 'node:crypto';
 
 /** What the single pass over a request's headers found. */
@@ -13,6 +15,8 @@ export interface RequestHead {
   host: string;
   requestId: string;
   hasBody: boolean;
+  /** The request came over HTTP/2 (no Connection header may be answered, the connection is shared). */
+  http2: boolean;
   /** A reason to refuse the request, with the status to refuse it with. */
   reject: { status: 400 | 501 | 505; reason: string } | null;
 }
@@ -25,11 +29,16 @@ export function isValidHost(host: string): boolean {
   return HOST_VALUE.test(host);
 }
 
-/** `versionMajor`/`versionMinor` as llhttp parsed them: 1.0 and 1.1, but also 0.9 and 2.0. */
-export function readRequestHead(raw: readonly string[], versionMajor: number, versionMinor: number, remoteAddress: string, proto: string): RequestHead {
+/**
+ * `versionMajor`/`versionMinor` as llhttp parsed them: 1.0 and 1.1, but also 0.9 and 2.0.
+ * `http2Body` is null for HTTP/1.x; for an HTTP/2 stream, whether a body follows its headers.
+ */
+export function readRequestHead(raw: readonly string[], versionMajor: number, versionMinor: number, remoteAddress: string, proto: string, http2Body: boolean | null = null): RequestHead {
   const headers: string[] = [];
   let host: string | null = null;
   let hostCount = 0;
+  let authority: string | null = null;
+  let cookie: string | null = null;
   let connection: string | null = null;
   let transferEncoding: string | null = null;
   let contentLength: string | null = null;
@@ -38,6 +47,11 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
+    // HTTP/2 pseudo-headers (llhttp never lets ':' into an HTTP/1 header name).
+    if (name.charCodeAt(0) === 58 /* : */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
     switch (name.length) {
       // Dispatch on length first so that most headers cost one comparison.
       case 2:
@@ -47,10 +61,17 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
         if (name.toLowerCase() === 'host') {
           hostCount++;
           host = value;
+          // HTTP/2: the authority decides, and goes upstream as the one Host (added below).
+          if (http2Body !== null) continue;
         }
         break;
       case 6:
         if (name.toLowerCase() === 'expect') continue; // node:http answered 100-continue already
+        // HTTP/2 may split Cookie into crumbs; HTTP/1.1 needs them as one header (RFC 9113 §8.2.3).
+        if (http2Body !== null && name === 'cookie') {
+          cookie = cookie === null ? value : `${cookie}; ${value}`;
+          continue;
+        }
         break;
       case 7: {
         const lower = name.toLowerCase();
@@ -101,6 +122,14 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
   }
 
   let reject: RequestHead['reject'] = null;
+  if (http2Body !== null) {
+    // RFC 9113 §8.3.1: :authority, else Host; the upstream (HTTP/1.1) needs it as Host.
+    host = authority ?? host;
+    hostCount = host === null ? 0 : 1;
+    if (host === null) reject = { status: 400, reason: 'HTTP/2 request without :authority or Host' };
+    else headers.push('host', host);
+    if (cookie !== null) headers.push('cookie', cookie);
+  }
   if (hostCount > 1) reject = { status: 400, reason: 'more than one Host header' };
   else if (host !== null && !HOST_VALUE.test(host)) reject = { status: 400, reason: 'invalid Host header' };
   if (transferEncoding !== null) {
@@ -109,7 +138,7 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
     else if (transferEncoding.trim().toLowerCase() !== 'chunked') reject = { status: 501, reason: 'unsupported transfer coding' };
   }
   // llhttp lets `GET / HTTP/2.0` and HTTP/0.9 (`GET /`, no version) through; neither is HTTP/1.x framing.
-  if (versionMajor !== 1) reject = versionMajor > 1 ? { status: 505, reason: 'unsupported HTTP version' } : { status: 400, reason: 'HTTP/0.9 request' };
+  if (versionMajor !== 1 && http2Body === null) reject = versionMajor > 1 ? { status: 505, reason: 'unsupported HTTP version' } : { status: 400, reason: 'HTTP/0.9 request' };
 
   if (connection !== null) dropConnectionListed(headers, connection);
   const id = requestId ?? randomUUID();
@@ -123,7 +152,8 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
     headers,
     host: host === null ? '' : normalizeHost(host),
     requestId: id,
-    hasBody: transferEncoding !== null || (contentLength !== null && contentLength !== '0'),
+    hasBody: http2Body ?? (transferEncoding !== null || (contentLength !== null && contentLength !== '0')),
+    http2: http2Body !== null,
     reject,
   };
 }
@@ -157,8 +187,11 @@ function dropConnectionListed(headers: string[], connection: string): void {
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
-/** Upstream response headers (as parsed by undici: lowercase names) to a flat list for the client. */
-export function responseHeaders(parsed: Record<string, string | string[] | undefined>, requestId: string): string[] {
+/**
+ * Upstream response headers (as parsed by undici: lowercase names) to a flat list for the client.
+ * `hsts`: the route's Strict-Transport-Security value on HTTPS (it replaces the upstream's), or null.
+ */
+export function responseHeaders(parsed: Record<string, string | string[] | undefined>, requestId: string, hsts: string | null = null): string[] {
   const out: string[] = [];
   let listed: string[] | null = null;
   let hasRequestId = false;
@@ -169,10 +202,12 @@ export function responseHeaders(parsed: Record<string, string | string[] | undef
       if (name === 'connection') listed = String(value).toLowerCase().split(',').map((t) => t.trim());
       continue;
     }
+    if (hsts !== null && name === 'strict-transport-security') continue;
     if (name === 'x-request-id') hasRequestId = true;
     if (typeof value === 'string') out.push(name, value);
     else for (const v of value) out.push(name, v);
   }
+  if (hsts !== null) out.push('strict-transport-security', hsts);
   if (listed !== null) {
     const kept: string[] = [];
     for (let i = 0; i < out.length; i += 2) if (!listed.includes(out[i])) kept.push(out[i], out[i + 1]);

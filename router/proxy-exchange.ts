@@ -3,9 +3,12 @@
 // request), streams both bodies with backpressure, fails over to the next
 // backend when nothing was sent, retries an idempotent request once, and maps
 // what cannot be retried to 502/503/504 through upstream-errors.ts.
+// HTTP/1.1 (node:http) and HTTP/2 (node:http2's compatibility API) requests take
+// the same path; upstreams are always HTTP/1.1.
 //
 // Never: parse JSON, walk the table, or allocate per header more than once.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../common/logger.ts';
@@ -13,13 +16,21 @@ import type { Backend } from './backend.ts';
 import { readRequestHead, responseHeaders, normalizeHost, isValidHost, type RequestHead } from './forward-headers.ts';
 import type { Route, RouteTable } from './route-table.ts';
 import { classifyUpstreamError, statusText } from './upstream-errors.ts';
+import type { WorkerMetrics } from './worker-metrics.ts';
+
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+export type ClientResponse = ServerResponse | Http2ServerResponse;
 
 export interface ProxyContext {
   readonly table: RouteTable;
   /** Access log, or null when disabled. */
   readonly accessLog: Logger | null;
   readonly log: Logger;
+  /** The listener's scheme: X-Forwarded-Proto, and whether redirects or HSTS apply. */
   readonly proto: 'http' | 'https';
+  /** The port in the Location of an HTTP→HTTPS redirect (left out when 443). */
+  readonly httpsPort: number;
+  readonly metrics: WorkerMetrics;
   /** Upstream response-header timeout and idle (between body chunks) timeout, ms. */
   readonly responseTimeout: number;
   readonly idleTimeout: number;
@@ -38,12 +49,14 @@ const MAX_ATTEMPTS_CAP = 5;
 const closing = Symbol('tug.closing');
 type ClientSocket = Socket & { [closing]?: true };
 
-export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
+export function handleRequest(ctx: ProxyContext, req: ClientRequest, res: ClientResponse): void {
+  // HTTP/2: whether a body follows the headers; null for HTTP/1.x.
+  const http2Body = req.httpVersionMajor === 2 && 'stream' in req ? !req.stream.endAfterHeaders : null;
   // Pipelined behind a response that closes the connection (e.g. a refused request): it will never
   // be answered, so it must not reach a backend either.
-  if ((req.socket as ClientSocket)[closing] === true) return;
+  if (http2Body === null && (req.socket as ClientSocket)[closing] === true) return;
   const started = performance.now();
-  const head = readRequestHead(req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', ctx.proto);
+  const head = readRequestHead(req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', ctx.proto, http2Body);
   let path = req.url ?? '/';
   let host = head.host;
   if (head.reject !== null) {
@@ -51,26 +64,46 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     return;
   }
   if (path.charCodeAt(0) !== 47 /* / */) {
-    // Absolute-form (RFC 9112 §3.2.2): the authority in the target wins over Host.
-    const match = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(path);
-    if (match === null || !isValidHost(match[1])) {
+    const target = requestTarget(path, host);
+    if (target === null) {
       sendError(ctx, req, res, head, 400, 'invalid request target', started, host, path);
       return;
     }
-    host = normalizeHost(match[1]);
-    path = match[2] === '' ? '/' : match[2].charCodeAt(0) === 63 ? `/${match[2]}` : match[2];
+    host = target.host;
+    path = target.path;
   }
   const route = ctx.table.resolve(host, path);
   if (route === null) {
     sendError(ctx, req, res, head, 404, 'no route', started, host, path);
     return;
   }
+  if (route.httpsRedirect && ctx.proto === 'http') {
+    sendRedirect(ctx, req, res, head, route, host, path, started);
+    return;
+  }
   new ProxyExchange(ctx, req, res, head, route, host, path, started).start();
+}
+
+/**
+ * The host and origin-form path a request is for: the target's own authority for the
+ * absolute form (RFC 9112 §3.2.2: it wins over Host), else the Host. Null when invalid.
+ */
+export function requestTarget(url: string, host: string): { host: string; path: string } | null {
+  if (url.charCodeAt(0) === 47 /* / */) return { host, path: url };
+  const match = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(url);
+  if (match === null || !isValidHost(match[1])) return null;
+  return { host: normalizeHost(match[1]), path: match[2] === '' ? '/' : match[2].charCodeAt(0) === 63 ? `/${match[2]}` : match[2] };
+}
+
+/** The Location of an HTTP→HTTPS redirect for host (lowercase, no port) and path. */
+export function httpsLocation(ctx: ProxyContext, host: string, path: string): string {
+  return ctx.httpsPort === 443 ? `https://${host}${path}` : `https://${host}:${ctx.httpsPort}${path}`;
 }
 
 class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly #ctx: ProxyContext;
-  readonly #req: IncomingMessage;
+  readonly #req: ClientRequest;
+  /** node:http's or node:http2's response; typed as the first, whose methods used here both have. */
   readonly #res: ServerResponse;
   readonly #head: RequestHead;
   readonly #route: Route;
@@ -88,16 +121,19 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
   #status = 0;
   #done = false;
   #clientGone = false;
+  /** Strict-Transport-Security for this response (HTTPS listener, route with hsts), or null. */
+  readonly #hsts: string | null;
 
-  constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, head: RequestHead, route: Route, host: string, path: string, started: number) {
+  constructor(ctx: ProxyContext, req: ClientRequest, res: ClientResponse, head: RequestHead, route: Route, host: string, path: string, started: number) {
     this.#ctx = ctx;
     this.#req = req;
-    this.#res = res;
+    this.#res = res as ServerResponse;
     this.#head = head;
     this.#route = route;
     this.#host = host;
     this.#path = path;
     this.#started = started;
+    this.#hsts = ctx.proto === 'https' ? route.hsts : null;
   }
 
   start(): void {
@@ -148,7 +184,7 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.#status = statusCode;
-    this.#res.writeHead(statusCode, responseHeaders(headers, this.#head.requestId));
+    this.#res.writeHead(statusCode, responseHeaders(headers, this.#head.requestId, this.#hsts));
     this.#controller = controller;
   }
 
@@ -187,7 +223,12 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#res.headersSent) {
       // Too late for another status: cut the client off so it sees a truncated response, not a complete one.
       this.#done = true;
-      this.#res.destroy();
+      if (this.#head.http2) {
+        // An HTTP/2 stream closed without an error code would look complete: reset it with one.
+        (this.#res as unknown as Http2ServerResponse).stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+      } else {
+        this.#res.destroy();
+      }
       this.#finish(backend, failure.reason);
       return;
     }
@@ -217,12 +258,14 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
   #fail(status: number, reason: string): void {
     this.#done = true;
     this.#status = status;
-    writeError(this.#req, this.#res, this.#head, status);
+    writeError(this.#req, this.#res, this.#head, status, this.#hsts);
     this.#finish(this.#backend, reason);
   }
 
   #finish(backend: Backend | null = this.#backend, error?: string): void {
     this.#ctx.inFlight--;
+    const ms = performance.now() - this.#started;
+    this.#route.pool.metrics.record(backend, this.#status, ms / 1000);
     const log = this.#ctx.accessLog;
     if (log === null) return;
     log.info({
@@ -231,7 +274,7 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
       path: this.#path,
       status: this.#status,
       bytes: this.#bytes,
-      ms: Math.round((performance.now() - this.#started) * 1000) / 1000,
+      ms: Math.round(ms * 1000) / 1000,
       backend: backend?.address,
       service: this.#route.pool.name,
       attempts: this.#attempts,
@@ -241,8 +284,9 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 }
 
-function sendError(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, head: RequestHead, status: number, reason: string, started: number, host: string, path: string): void {
-  writeError(req, res, head, status);
+function sendError(ctx: ProxyContext, req: ClientRequest, res: ClientResponse, head: RequestHead, status: number, reason: string, started: number, host: string, path: string): void {
+  writeError(req, res, head, status, null);
+  ctx.metrics.countUnrouted(status);
   ctx.accessLog?.info({
     method: req.method,
     host,
@@ -255,7 +299,22 @@ function sendError(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse,
   });
 }
 
-function writeError(req: IncomingMessage, res: ServerResponse, head: RequestHead, status: number): void {
+/** A 308 to the same URL on HTTPS (the method and body are kept by the client, unlike 301). */
+function sendRedirect(ctx: ProxyContext, req: ClientRequest, response: ClientResponse, head: RequestHead, route: Route, host: string, path: string, started: number): void {
+  const location = httpsLocation(ctx, host, path);
+  const body = `308 Permanent Redirect: ${location}\n`;
+  const headers = ['location', location, 'content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body)), 'x-request-id', head.requestId];
+  closeAfterUnreadBody(req, head, headers, false);
+  const res = response as ServerResponse;
+  res.writeHead(308, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+  const ms = performance.now() - started;
+  route.pool.metrics.record(null, 308, ms / 1000);
+  ctx.accessLog?.info({ method: req.method, host, path, status: 308, bytes: 0, ms: Math.round(ms * 1000) / 1000, service: route.pool.name, id: head.requestId, location });
+}
+
+function writeError(req: ClientRequest, response: ClientResponse, head: RequestHead, status: number, hsts: string | null): void {
+  const res = response as ServerResponse;
   if (res.headersSent || res.destroyed) return;
   const body = `${status} ${statusText[status] ?? 'Error'}\n`;
   const headers = [
@@ -264,11 +323,21 @@ function writeError(req: IncomingMessage, res: ServerResponse, head: RequestHead
     'cache-control', 'no-store',
     'x-request-id', head.requestId,
   ];
-  // An unread request body would otherwise be read to its end just to keep the connection.
-  if ((head.hasBody && !req.complete) || status === 400 || status === 501 || status === 505) {
+  if (hsts !== null) headers.push('strict-transport-security', hsts);
+  closeAfterUnreadBody(req, head, headers, status === 400 || status === 501 || status === 505);
+  res.writeHead(status, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * HTTP/1.x: an unread request body would otherwise be read to its end just to keep the connection,
+ * and a malformed request leaves the connection in an unknown state: answer with Connection: close.
+ * HTTP/2 has no such header (the stream ends alone; the connection is shared).
+ */
+function closeAfterUnreadBody(req: ClientRequest, head: RequestHead, headers: string[], malformed: boolean): void {
+  if (head.http2) return;
+  if ((head.hasBody && !req.complete) || malformed) {
     headers.push('connection', 'close');
     (req.socket as ClientSocket)[closing] = true;
   }
-  res.writeHead(status, headers);
-  res.end(req.method === 'HEAD' ? undefined : body);
 }

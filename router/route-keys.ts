@@ -3,10 +3,14 @@
 //
 //   <prefix>/services/<service>/<instance>  = "host:port" | {"host","port","weight"?}
 //   <prefix>/routes/<name>                  = RouteRule as JSON (see README)
+//   <prefix>/tls/<name>                     = {"cert": PEM chain, "key": PEM key}; the name
+//                                             "default" is served to clients whose name no
+//                                             certificate covers (and to clients without SNI)
 //
 // Parsing never throws on bad input: it returns an error that names the key, so
 // the caller can warn and keep the last good value.
 import { etcdValueError, type TugError } from '../common/errors.ts';
+import { parseCertificate, type CertificateSpec } from './tls-certificate.ts';
 
 export interface BackendSpec {
   readonly host: string;
@@ -27,17 +31,29 @@ export interface RouteRule {
   readonly balance: BalancePolicy;
   /** Per-route overrides of the upstream response-header and idle timeouts, in ms. */
   readonly timeouts: { readonly response?: number; readonly idle?: number };
+  /** Answer requests on the HTTP listener with a 308 to the same URL on HTTPS. */
+  readonly httpsRedirect: boolean;
+  /** Strict-Transport-Security on HTTPS responses, or null for none. */
+  readonly hsts: HstsPolicy | null;
+}
+
+export interface HstsPolicy {
+  readonly maxAge: number;
+  readonly includeSubDomains: boolean;
+  readonly preload: boolean;
 }
 
 export type TableChange =
   | { readonly kind: 'backend'; readonly key: string; readonly service: string; readonly instance: string; readonly spec: BackendSpec | null }
-  | { readonly kind: 'route'; readonly key: string; readonly name: string; readonly rule: RouteRule | null };
+  | { readonly kind: 'route'; readonly key: string; readonly name: string; readonly rule: RouteRule | null }
+  | { readonly kind: 'certificate'; readonly key: string; readonly name: string; readonly certificate: CertificateSpec | null };
 
 export type ParseResult = { ok: true; change: TableChange } | { ok: false; error: TugError } | { ok: false; error: null };
 
 export const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const INSTANCE_NAME = /^[^/\s]{1,128}$/;
 const ROUTE_NAME = /^[^/\s]{1,128}$/;
+const CERTIFICATE_NAME = /^[^/\s]{1,128}$/;
 const HOST_NAME = /^(?:\*\.)?(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 const PATH_PREFIX = /^\/[\x21-\x7e]*$/;
 const IPV4_OR_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$/;
@@ -47,11 +63,16 @@ export class RouteKeys {
   readonly root: string;
   readonly servicesPrefix: string;
   readonly routesPrefix: string;
+  readonly tlsPrefix: string;
+  /** Every prefix the router watches. */
+  readonly prefixes: readonly string[];
 
   constructor(prefix: string) {
     this.root = prefix.replace(/\/+$/, '');
     this.servicesPrefix = `${this.root}/services/`;
     this.routesPrefix = `${this.root}/routes/`;
+    this.tlsPrefix = `${this.root}/tls/`;
+    this.prefixes = [this.servicesPrefix, this.routesPrefix, this.tlsPrefix];
   }
 
   /** Parses one key; `value === null` means the key was deleted. Keys outside the schema yield `{ok:false, error:null}`. */
@@ -77,8 +98,30 @@ export class RouteKeys {
       if (typeof rule === 'string') return { ok: false, error: etcdValueError(key, rule) };
       return { ok: true, change: { kind: 'route', key, name, rule } };
     }
+    if (key.startsWith(this.tlsPrefix)) {
+      const name = key.slice(this.tlsPrefix.length);
+      if (!CERTIFICATE_NAME.test(name)) return { ok: false, error: etcdValueError(key, 'not a certificate key: expected <prefix>/tls/<name>') };
+      if (value === null) return { ok: true, change: { kind: 'certificate', key, name, certificate: null } };
+      const certificate = parseCertificateValue(value);
+      if (typeof certificate === 'string') return { ok: false, error: etcdValueError(key, certificate) };
+      return { ok: true, change: { kind: 'certificate', key, name, certificate } };
+    }
     return { ok: false, error: null };
   }
+}
+
+/** Parses a `/tls/<name>` value, `{"cert": PEM chain, "key": PEM}`; returns a reason string when unusable. */
+export function parseCertificateValue(raw: string): CertificateSpec | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return 'certificate value must be JSON {"cert": PEM chain, "key": PEM private key}';
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'certificate value must be a JSON object {"cert", "key"}';
+  const { cert, key, ...unknown } = parsed as Record<string, unknown>;
+  if (Object.keys(unknown).length > 0) return `unknown field ${JSON.stringify(Object.keys(unknown)[0])} (known: cert, key)`;
+  return parseCertificate(cert, key);
 }
 
 /** Parses `host:port`, `[v6]:port` or `{"host","port","weight"}`; returns a reason string when invalid. */
@@ -115,7 +158,7 @@ function validPort(port: unknown): port is number {
   return Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535;
 }
 
-const RULE_FIELDS = new Set(['service', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts']);
+const RULE_FIELDS = new Set(['service', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts']);
 
 /** Parses a route rule's JSON; returns a reason string when invalid. */
 export function parseRouteRule(raw: string): RouteRule | string {
@@ -153,13 +196,37 @@ export function parseRouteRule(raw: string): RouteRule | string {
       return `"timeouts.${name}" must be milliseconds, 1..3600000`;
     }
   }
+  const httpsRedirect = rule.httpsRedirect ?? false;
+  if (typeof httpsRedirect !== 'boolean') return '"httpsRedirect" must be true or false';
+  const hsts = parseHsts(rule.hsts);
+  if (typeof hsts === 'string') return hsts;
   return {
     service: rule.service,
     hosts: [...new Set(normalizedHosts)],
     paths: [...new Set(paths)],
     balance: balance as BalancePolicy,
     timeouts: { response: response as number | undefined, idle: idle as number | undefined },
+    httpsRedirect,
+    hsts,
   };
+}
+
+/** `"hsts": {"maxAge": seconds, "includeSubDomains"?: bool, "preload"?: bool}`; absent or false = none. */
+function parseHsts(value: unknown): HstsPolicy | null | string {
+  if (value === undefined || value === false || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) return '"hsts" must be an object {"maxAge", "includeSubDomains"?, "preload"?}';
+  const { maxAge, includeSubDomains = false, preload = false, ...unknown } = value as Record<string, unknown>;
+  if (Object.keys(unknown).length > 0) return `unknown hsts field ${JSON.stringify(Object.keys(unknown)[0])} (known: maxAge, includeSubDomains, preload)`;
+  if (!Number.isInteger(maxAge) || (maxAge as number) < 0 || (maxAge as number) > 2 ** 31 - 1) return '"hsts.maxAge" must be seconds, an integer >= 0';
+  if (typeof includeSubDomains !== 'boolean' || typeof preload !== 'boolean') return '"hsts.includeSubDomains" and "hsts.preload" must be true or false';
+  // Browsers' preload lists take only a policy that covers subdomains for at least a year.
+  if (preload && (!includeSubDomains || (maxAge as number) < 31_536_000)) return '"hsts.preload" needs includeSubDomains and a maxAge of at least 31536000';
+  return { maxAge: maxAge as number, includeSubDomains, preload };
+}
+
+/** The Strict-Transport-Security value of a policy (RFC 6797 §6.1). */
+export function hstsHeaderValue(policy: HstsPolicy): string {
+  return `max-age=${policy.maxAge}${policy.includeSubDomains ? '; includeSubDomains' : ''}${policy.preload ? '; preload' : ''}`;
 }
 
 function listField(value: unknown): string[] | null {

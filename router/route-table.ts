@@ -10,7 +10,7 @@
 import type { Backend } from './backend.ts';
 import type { BackendRegistry } from './backend-registry.ts';
 import { balancers, type SelectBackend } from './balancers/index.ts';
-import type { BackendSpec, RouteRule, TableChange } from './route-keys.ts';
+import { hstsHeaderValue, type BackendSpec, type RouteRule, type TableChange } from './route-keys.ts';
 import { ServicePool } from './service-pool.ts';
 
 export interface Route {
@@ -20,6 +20,10 @@ export interface Route {
   readonly select: SelectBackend;
   readonly responseTimeout: number | undefined;
   readonly idleTimeout: number | undefined;
+  /** Requests on the HTTP listener get a 308 to HTTPS instead of a backend. */
+  readonly httpsRedirect: boolean;
+  /** The Strict-Transport-Security value for HTTPS responses (built once per rule), or null. */
+  readonly hsts: string | null;
 }
 
 interface PrefixEntry {
@@ -43,10 +47,11 @@ export class RouteTable {
     this.#domainSuffix = domain ? `.${domain.toLowerCase()}` : null;
   }
 
+  /** Applies backend and route changes; certificate changes belong to the TLS listener and are skipped. */
   apply(changes: readonly TableChange[]): void {
     for (const change of changes) {
       if (change.kind === 'backend') this.#applyBackend(change.service, change.instance, change.spec);
-      else this.#applyRoute(change.name, change.rule);
+      else if (change.kind === 'route') this.#applyRoute(change.name, change.rule);
     }
   }
 
@@ -72,6 +77,11 @@ export class RouteTable {
 
   service(name: string): ServicePool | undefined {
     return this.#services.get(name);
+  }
+
+  /** Every service's pool (for metrics snapshots). */
+  pools(): IterableIterator<ServicePool> {
+    return this.#services.values();
   }
 
   get serviceCount(): number {
@@ -129,6 +139,8 @@ export class RouteTable {
       select: balancers[rule.balance],
       responseTimeout: rule.timeouts.response,
       idleTimeout: rule.timeouts.idle,
+      httpsRedirect: rule.httpsRedirect,
+      hsts: rule.hsts === null ? null : hstsHeaderValue(rule.hsts),
     };
     this.#rules.set(name, { rule, route });
     const added = rule.paths.map((prefix) => ({ prefix, route }));
@@ -143,7 +155,7 @@ export class RouteTable {
   #domainRoute(pool: ServicePool): Route {
     let route = this.#domainRoutes.get(pool);
     if (route === undefined) {
-      route = { name: null, pool, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined };
+      route = { name: null, pool, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null };
       this.#domainRoutes.set(pool, route);
     }
     return route;

@@ -9,6 +9,7 @@ export function routerCommand(run: (config: ReturnType<typeof resolveRouterConfi
   for (const spec of Object.values(routerOptions)) {
     const option = new Option(spec.flags, spec.description).env(spec.env);
     if (spec.default !== undefined && spec.default !== '') option.default(spec.default);
+    if ('repeatable' in spec) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     command.addOption(option);
   }
   command.action(async (options: RawRouterOptions) => {

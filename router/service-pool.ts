@@ -2,6 +2,7 @@
 // read on the hot path are immutable arrays replaced on change, so a request
 // that already picked from them is never affected by an update.
 import type { Backend } from './backend.ts';
+import { ServiceMetrics } from './service-metrics.ts';
 
 export interface InstanceEntry {
   readonly instance: string;
@@ -22,6 +23,8 @@ export class ServicePool {
    * not all send their first requests to the same backend.
    */
   cursor = Math.floor(Math.random() * 0x7fffffff);
+  /** This worker's request counters for the service (they live as long as the pool). */
+  readonly metrics = new ServiceMetrics();
 
   constructor(name: string) {
     this.name = name;
@@ -51,6 +54,7 @@ export class ServicePool {
   #rebuild(): void {
     this.entries = [...this.#instances.values()];
     this.schedule = smoothWeightedOrder(this.entries);
+    this.metrics.retain(new Set(this.entries.map((e) => e.backend)));
   }
 }
 

@@ -1,17 +1,23 @@
 // The router's primary process on a node: the single etcd watch, the admin
-// listener, and the proxy workers it feeds with table changes over IPC. It
-// restarts a worker that dies and drains all of them on SIGTERM.
+// listener, and the proxy workers it feeds with table changes over IPC (routes,
+// backends, and the certificates from etcd and --cert/--key files, all checked
+// here first). It restarts a worker that dies, drains all of them on SIGTERM,
+// and sums their metrics on a scrape.
 import cluster, { type Worker } from 'node:cluster';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { createEtcdClient } from '../common/etcd-client.ts';
+import { createEtcdClient, surviveStaleWatchResponses } from '../common/etcd-client.ts';
 import type { Logger } from '../common/logger.ts';
 import { AdminServer } from './admin-server.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
 import { EtcdSync } from './etcd-sync.ts';
+import { MetricsAggregator } from './metrics-aggregator.ts';
+import { renderMetrics, type CertificateInfo } from './metrics-exposition.ts';
 import { RouteKeys, type TableChange } from './route-keys.ts';
 import { RouteTable } from './route-table.ts';
+import { FILE_CERTIFICATE_PREFIX } from './sni-certificates.ts';
+import { readCertificateFiles } from './tls-certificate.ts';
 import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messages.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
@@ -20,6 +26,7 @@ export class RouterSupervisor {
   readonly #config: RouterConfig;
   readonly #log: Logger;
   readonly #etcd;
+  readonly #keys: RouteKeys;
   readonly #sync: EtcdSync;
   /** The primary's copy of the table, for /routes; it never opens upstream connections. */
   readonly #table: RouteTable;
@@ -28,6 +35,7 @@ export class RouterSupervisor {
   readonly #admin: AdminServer;
   readonly #workers = new Set<Worker>();
   readonly #listening = new Set<Worker>();
+  readonly #metrics = new MetricsAggregator();
   #workerConfig: RouterConfig;
   #stopping: Promise<void> | null = null;
   #restartDelay = 250;
@@ -40,7 +48,8 @@ export class RouterSupervisor {
     this.#table = new RouteTable(new BackendRegistry({
       connectTimeout: 1, keepAliveTimeout: 1, maxConnections: 0, maxFails: 1, ejectBase: 1, ejectMax: 1,
     }), config.domain);
-    this.#sync = new EtcdSync(this.#etcd, new RouteKeys(config.etcdPrefix), log.child({ component: 'etcd-sync' }), {
+    this.#keys = new RouteKeys(config.etcdPrefix);
+    this.#sync = new EtcdSync(this.#etcd, this.#keys, log.child({ component: 'etcd-sync' }), {
       probeInterval: config.etcdProbeInterval,
       stallCheckEvery: 10,
       onChanges: (changes) => this.#onChanges(changes),
@@ -48,20 +57,33 @@ export class RouterSupervisor {
     this.#admin = new AdminServer(config.admin, {
       ready: () => this.#stopping === null && this.#sync.state.synced && this.#listening.size > 0,
       health: () => this.#health(),
-      routes: () => ({ ...this.#table.toJSON(), etcd: this.#health().etcd }),
+      routes: () => ({
+        ...this.#table.toJSON(),
+        certificates: this.#certificates().map((c) => ({ ...c, notAfter: new Date(c.notAfter).toISOString() })),
+        etcd: this.#health().etcd,
+      }),
+      metrics: () => this.#renderMetrics(),
     });
   }
 
   async start(): Promise<void> {
+    surviveStaleWatchResponses((message) => this.#log.warn({ err: message }, 'ignored a stale etcd watch response'));
+    this.#loadCertificateFiles();
     await this.#admin.listen();
     // Port 0 means "any free port"; every worker must bind the same one, so pick it here.
     const http = this.#config.http.port === 0 ? { ...this.#config.http, port: await freePort(this.#config.http.host) } : this.#config.http;
-    this.#workerConfig = { ...this.#config, http };
+    const configuredHttps = this.#config.https;
+    const https = configuredHttps?.port === 0 ? { ...configuredHttps, port: await freePort(configuredHttps.host) } : configuredHttps;
+    this.#workerConfig = { ...this.#config, http, https };
     cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], silent: false });
     const ready = Promise.all(Array.from({ length: this.#config.workers }, () => this.#fork(true)));
-    void this.#sync.start();
+    void this.#sync.start().then(() => {
+      if (https !== null && this.#certificates().length === 0) {
+        this.#log.warn({ https: `${https.host}:${https.port}` }, `HTTPS listener has no certificate: handshakes fail until one is put under ${this.#keys.tlsPrefix}<name> or given with --cert/--key`);
+      }
+    });
     await ready;
-    this.#log.info({ http: `${http.host}:${http.port}`, admin: `${this.#config.admin.host}:${this.#config.admin.port}`, workers: this.#config.workers }, 'router listening');
+    this.#log.info({ http: `${http.host}:${http.port}`, https: https === null ? 'off' : `${https.host}:${https.port}`, admin: `${this.#config.admin.host}:${this.#config.admin.port}`, workers: this.#config.workers }, 'router listening');
   }
 
   /** Graceful stop: /healthz turns 503, workers drain in-flight requests, then everything closes. */
@@ -95,6 +117,8 @@ export class RouterSupervisor {
           this.#listening.add(worker);
           this.#restartDelay = 250;
           resolve();
+        } else if (message.type === 'metrics') {
+          this.#metrics.receive(worker, message.id, message.snapshot);
         } else if (message.type === 'fatal') {
           this.#log.fatal({ worker: worker.process.pid }, message.message);
           if (initial) reject(new Error(message.message));
@@ -102,6 +126,7 @@ export class RouterSupervisor {
       });
       worker.on('exit', (code, signal) => {
         this.#workers.delete(worker);
+        this.#metrics.retire(worker);
         const wasListening = this.#listening.delete(worker);
         if (this.#stopping !== null) return;
         if (!wasListening && initial) {
@@ -119,13 +144,57 @@ export class RouterSupervisor {
 
   #onChanges(changes: readonly TableChange[]): void {
     for (const change of changes) {
-      const removed = change.kind === 'backend' ? change.spec === null : change.rule === null;
+      const removed = change.kind === 'backend' ? change.spec === null : change.kind === 'route' ? change.rule === null : change.certificate === null;
       if (removed) this.#state.delete(change.key);
       else this.#state.set(change.key, change);
     }
     this.#table.apply(changes);
     const message: ToWorker = { type: 'changes', changes };
     for (const worker of this.#workers) this.#send(worker, message);
+  }
+
+  /**
+   * --cert/--key pairs become certificate changes like etcd's (checked again: the files may have
+   * changed since the flags were validated), seeded before anything from etcd.
+   */
+  #loadCertificateFiles(): void {
+    for (const { cert, key } of this.#config.certFiles) {
+      const certificate = readCertificateFiles(cert, key);
+      if (typeof certificate === 'string') throw new Error(`--cert ${cert} --key ${key}: ${certificate}`);
+      const name = `${FILE_CERTIFICATE_PREFIX}${cert}`;
+      this.#state.set(name, { kind: 'certificate', key: name, name, certificate });
+      this.#log.info({ cert, hosts: certificate.hosts, notAfter: new Date(certificate.notAfter).toISOString() }, 'certificate loaded from file');
+    }
+  }
+
+  async #renderMetrics(): Promise<string> {
+    const workers = [...this.#workers].filter((w) => w.isConnected());
+    const merged = await this.#metrics.collect(workers, (worker, id) => this.#send(worker, { type: 'metrics-request', id }));
+    const services = new Map<string, string[]>();
+    // Instances sharing an address are one backend (one Backend object, one series).
+    for (const pool of this.#table.pools()) services.set(pool.name, [...new Set(pool.entries.map((e) => e.backend.address))]);
+    return renderMetrics(merged, {
+      etcd: this.#sync.state,
+      workers: { configured: this.#config.workers, listening: this.#listening.size },
+      services,
+      certificates: this.#certificates(),
+    });
+  }
+
+  /** The certificates the HTTPS listener serves (never their keys). */
+  #certificates(): CertificateInfo[] {
+    const certificates: CertificateInfo[] = [];
+    for (const change of this.#state.values()) {
+      if (change.kind !== 'certificate' || change.certificate === null) continue;
+      const file = change.name.startsWith(FILE_CERTIFICATE_PREFIX);
+      certificates.push({
+        name: file ? change.name.slice(FILE_CERTIFICATE_PREFIX.length) : change.name,
+        source: file ? 'file' : 'etcd',
+        hosts: change.certificate.hosts,
+        notAfter: change.certificate.notAfter,
+      });
+    }
+    return certificates;
   }
 
   #send(worker: Worker, message: ToWorker): void {

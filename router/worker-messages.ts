@@ -1,13 +1,17 @@
 // The messages between the router's primary (one etcd watch per node) and its
-// proxy workers, over the cluster IPC channel.
+// proxy workers, over the cluster IPC channel. Certificates travel as table
+// changes too (checked by the primary first); private keys never leave the node.
 import type { TableChange } from './route-keys.ts';
+import type { WorkerMetricsSnapshot } from './worker-metrics.ts';
 
 export type ToWorker =
   | { readonly type: 'changes'; readonly changes: readonly TableChange[] }
+  | { readonly type: 'metrics-request'; readonly id: number }
   | { readonly type: 'drain' };
 
 export type ToPrimary =
   | { readonly type: 'listening' }
+  | { readonly type: 'metrics'; readonly id: number; readonly snapshot: WorkerMetricsSnapshot }
   | { readonly type: 'fatal'; readonly message: string };
 
 /** Environment variable that carries the validated RouterConfig to a worker. */

@@ -1,11 +1,18 @@
 // A proxy worker process: applies table changes sent by the primary and serves
-// HTTP on the shared port (SO_REUSEPORT). It never talks to etcd itself.
+// HTTP and HTTPS on the shared ports (SO_REUSEPORT). It never talks to etcd
+// itself; it answers the primary's metrics requests with a snapshot.
+import { formatListenAddress } from '../common/listen-address.ts';
 import { createLogger } from '../common/logger.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
+import { HttpsProxyServer } from './https-server.ts';
 import type { ProxyContext } from './proxy-exchange.ts';
-import { ProxyServer } from './proxy-server.ts';
+import { ProxyServer, type ProxyServerOptions } from './proxy-server.ts';
+import { RawProxyServer } from './http1/server.ts';
 import { RouteTable } from './route-table.ts';
+import { CertificateStore } from './sni-certificates.ts';
+import { WebSocketProxy } from './websocket-proxy.ts';
+import { WorkerMetrics } from './worker-metrics.ts';
 import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messages.ts';
 
 export async function runWorker(): Promise<void> {
@@ -21,49 +28,80 @@ export async function runWorker(): Promise<void> {
     maxFails: config.maxFails,
     ejectBase: config.ejectBase,
     ejectMax: config.ejectMax,
-  });
+  }, config.websocketDrain);
   const table = new RouteTable(registry, config.domain);
-  const ctx: ProxyContext = {
+  const metrics = new WorkerMetrics();
+  const http: ProxyContext = {
     table,
     accessLog: config.accessLog ? root.child({ component: 'access' }) : null,
     log,
     proto: 'http',
+    httpsPort: config.https?.port ?? 443,
+    metrics,
     responseTimeout: config.responseTimeout,
     idleTimeout: config.idleTimeout,
     maxAttempts: config.maxAttempts,
     inFlight: 0,
   };
-  const server = new ProxyServer(ctx, {
-    address: config.http,
+  const https: ProxyContext = { ...http, proto: 'https', inFlight: 0 };
+  const listenerOptions = (address: NonNullable<RouterConfig['https']>): ProxyServerOptions => ({
+    address,
     maxHeaderSize: config.maxHeaderSize,
     clientHeaderTimeout: config.clientHeaderTimeout,
     clientIdleTimeout: config.clientIdleTimeout,
     keepAliveTimeout: config.keepAliveTimeout,
-  }, log);
+  });
+  const websockets = new WebSocketProxy({ connectTimeout: config.connectTimeout });
+  const upgrade = websockets.handleUpgrade.bind(websockets);
+  // --engine raw: the raw-socket HTTP/1.1 engine (router/http1/) serves the plain listener; same listen/close.
+  const plain = config.engine === 'raw'
+    ? new RawProxyServer(http, { ...listenerOptions(config.http), upstream: { connectTimeout: config.connectTimeout, keepAliveTimeout: config.upstreamKeepAlive, maxConnections: config.maxConnections } }, log, upgrade)
+    : new ProxyServer(http, listenerOptions(config.http), log, upgrade);
+  const servers: (ProxyServer | HttpsProxyServer | RawProxyServer)[] = [plain];
+  let certificates: CertificateStore | null = null;
+  if (config.https !== null) {
+    let secure: HttpsProxyServer | null = null;
+    certificates = new CertificateStore((spec) => secure?.setDefaultCertificate(spec));
+    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, upgrade);
+    servers.push(secure);
+  }
 
   let draining: Promise<void> | null = null;
   const drain = () => {
     draining ??= (async () => {
-      await server.close(config.drainTimeout);
+      // WebSockets are long-lived: waiting would not end them. They get a clean 1001 now, and
+      // clients reconnect through the load balancer to a router that is not stopping.
+      const closing = websockets.close('router shutting down');
+      await Promise.all(servers.map((server) => server.close(config.drainTimeout)));
+      await closing;
       await registry.close();
       log.flush();
       process.exit(0);
     })();
   };
   process.on('message', (message: ToWorker) => {
-    if (message.type === 'changes') table.apply(message.changes);
-    else if (message.type === 'drain') drain();
+    if (message.type === 'changes') {
+      table.apply(message.changes);
+      for (const refused of certificates?.apply(message.changes) ?? []) log.warn({ err: refused }, 'certificate refused by this worker; the previous one keeps serving');
+    } else if (message.type === 'metrics-request') {
+      send({ type: 'metrics', id: message.id, snapshot: metrics.snapshot(table) });
+    } else if (message.type === 'drain') {
+      drain();
+    }
   });
   process.on('SIGTERM', drain);
   process.on('SIGINT', drain);
   // The primary going away means nobody feeds this table any more: drain and go.
   process.on('disconnect', drain);
 
-  try {
-    await server.listen();
-  } catch (err) {
-    send({ type: 'fatal', message: `cannot listen on ${config.http.host}:${config.http.port}: ${(err as Error).message}` });
-    process.exit(1);
+  for (const [server, address] of [[servers[0], config.http], [servers[1], config.https]] as const) {
+    if (server === undefined || address === null) continue;
+    try {
+      await server.listen();
+    } catch (err) {
+      send({ type: 'fatal', message: `cannot listen on ${formatListenAddress(address)}: ${(err as Error).message}` });
+      process.exit(1);
+    }
   }
   send({ type: 'listening' });
 }

@@ -16,6 +16,7 @@ declare -A packages=(
   [skopeo]=skopeo
   [docker-registry]=docker-registry
   [systemd-analyze]=systemd
+  [promtool]=prometheus
 )
 
 if [[ $purpose == bench ]]; then

@@ -15,6 +15,8 @@ const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const ETCD_CLIENT = Number(env('STACK_ETCD_PORT', '12379'));
 const ETCD_PEER = ETCD_CLIENT + 1;
 const HTTP = env('STACK_HTTP', '127.0.0.1:8080');
+// The router's TLS listener; it serves the certificates put under /tls/ in the stack's etcd.
+const HTTPS = env('STACK_HTTPS', '127.0.0.1:8443');
 const ADMIN = env('STACK_ADMIN', '127.0.0.1:9090');
 const DOMAIN = env('STACK_DOMAIN', 'tug.localhost');
 const etcdUrl = `http://127.0.0.1:${ETCD_CLIENT}`;
@@ -90,7 +92,7 @@ lease.on('lost', () => console.error('stack: lease lost; the example backends ar
 for (const [i, port] of ports.entries()) await lease.put(`/services/hello/@${i + 1}`).value(`127.0.0.1:${port}`);
 await etcd.put('/routes/hello-localhost').value(JSON.stringify({ hosts: ['localhost'], service: 'hello' }));
 
-start('router', process.execPath, [`${root}/bin/tug.ts`, 'router', '--http', HTTP, '--admin', ADMIN, '--etcd', etcdUrl, '--domain', DOMAIN]);
+start('router', process.execPath, [`${root}/bin/tug.ts`, 'router', '--http', HTTP, '--https', HTTPS, '--admin', ADMIN, '--etcd', etcdUrl, '--domain', DOMAIN]);
 await waitHealthy(`http://${ADMIN}/healthz`, 'router');
 
 const azuriteBlob = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
@@ -108,7 +110,7 @@ await waitHealthy(`http://${REGISTRY}/v2/`, 'registry');
 console.log(`
 Tug local stack is up.
   etcd     ${etcdUrl}
-  router   http://${HTTP}   (admin http://${ADMIN})
+  router   http://${HTTP}, https://${HTTPS} (certificates from /tls/<name> in etcd)   (admin http://${ADMIN}, /metrics)
   backends ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} announced as /services/hello/@1 and @2
   registry http://${REGISTRY}   (on Azurite http://127.0.0.1:${AZURITE_PORT}, container "registry")
 

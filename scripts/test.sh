@@ -9,4 +9,7 @@ echo "test: type check (tsc --noEmit)" >&2
 tsc --noEmit -p .
 echo "test: node --test ($(node --version))" >&2
 # Files run one at a time: several tests measure latency and must not share 2 cores with a 1 GiB stream.
-exec node --test --test-concurrency=1 --test-timeout=120000 "test/**/*.test.ts"
+node --test --test-concurrency=1 --test-timeout=120000 "test/**/*.test.ts"
+# The router battery again against the raw-socket HTTP/1.1 engine (--engine raw).
+echo "test: router tests with TUG_TEST_ENGINE=raw" >&2
+TUG_TEST_ENGINE=raw exec node --test --test-concurrency=1 --test-timeout=120000 "test/router/*.test.ts"

@@ -12,6 +12,8 @@ export interface RouterOptions {
   readonly workers?: number;
   readonly domain?: string;
   readonly args?: readonly string[];
+  /** Start the HTTPS listener on a free port (default: --https off). */
+  readonly https?: boolean;
   /** Wait for /healthz 200 (default true). */
   readonly waitReady?: boolean;
 }
@@ -19,6 +21,8 @@ export interface RouterOptions {
 export class RouterProcess {
   readonly httpPort: number;
   readonly adminPort: number;
+  /** 0 when the HTTPS listener is off. */
+  httpsPort = 0;
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
   output = '';
@@ -66,18 +70,23 @@ export class RouterProcess {
 export async function startRouter(options: RouterOptions): Promise<RouterProcess> {
   const httpPort = await freePort();
   const adminPort = await freePort();
+  const httpsPort = options.https ? await freePort() : 0;
   const args = [
     TUG, 'router',
     '--http', `127.0.0.1:${httpPort}`,
+    '--https', options.https ? `127.0.0.1:${httpsPort}` : 'off',
     '--admin', `127.0.0.1:${adminPort}`,
     '--etcd', options.etcd,
     '--workers', String(options.workers ?? 1),
     '--drain-timeout', '5s',
     ...(options.domain === undefined ? ['--domain', 'test'] : options.domain === '' ? [] : ['--domain', options.domain]),
+    // TUG_TEST_ENGINE=raw runs every router test against the raw-socket engine.
+    ...(process.env.TUG_TEST_ENGINE ? ['--engine', process.env.TUG_TEST_ENGINE] : []),
     ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
   const router = new RouterProcess(child, httpPort, adminPort);
+  router.httpsPort = httpsPort;
   if (options.waitReady !== false) {
     try {
       await waitFor(async () => (await router.health()).status === 200, { timeout: 15_000, interval: 25, what: 'router /healthz 200' });

@@ -58,6 +58,14 @@ describe('discovery from etcd', () => {
     await waitFor(async () => (await get(router.httpPort, 'short-lived.test')).status === 503, { what: 'short-lived 503' });
   });
 
+  it('applies every key of one etcd transaction (etcdctl del --prefix removes all instances at one revision)', async () => {
+    for (let i = 1; i <= 3; i++) await etcd.put(`/services/batch/@${i}`, a.address);
+    await waitFor(async () => (await router.routes()).services.batch?.length === 3, { what: 'three batch instances' });
+    await etcd.etcdctl('del', '--prefix', '/services/batch/');
+    await waitFor(async () => (await get(router.httpPort, 'batch.test')).status === 503, { what: 'batch service without instances' });
+    assert.deepEqual((await router.routes()).services.batch, []);
+  });
+
   it('accepts the JSON backend form with a weight', async () => {
     await etcd.put('/services/json/@1', JSON.stringify({ host: '127.0.0.1', port: b.port, weight: 3 }));
     await waitFor(async () => (await get(router.httpPort, 'json.test')).body === 'b\n', { what: 'json backend routed' });

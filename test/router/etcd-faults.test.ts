@@ -71,7 +71,8 @@ describe('etcd faults', () => {
       await sleep(300);
       await proxy.resume();
 
-      await waitFor(async () => (await get(router.httpPort, 'arrives.test')).status === 200, { timeout: 5000, what: 'key written during the partition routed' });
+      await waitFor(async () => (await get(router.httpPort, 'arrives.test')).status === 200, { timeout: 5000, what: 'key written during the partition routed' })
+        .catch((err) => { throw new Error(`${err.message}\n${router.output.slice(-3000)}`); });
       await waitFor(async () => (await get(router.httpPort, 'goes.test')).status === 503, { timeout: 5000, what: 'key deleted during the partition gone' });
       assert.equal((await get(router.httpPort, 'stays.test')).status, 200);
       const routes = await router.routes();

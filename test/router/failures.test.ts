@@ -133,7 +133,8 @@ describe('upstream failures', () => {
   it('does not retry a POST that failed after being sent: 502, and only one backend saw it', async () => {
     // With and without a body: POST is not idempotent whatever it carries.
     for (const [name, body] of [['no-retry', '{"qty":1}'], ['no-retry-empty', undefined]] as const) {
-      const dropper = await backend(`${name}-dropper`, (req) => req.socket.destroy());
+      // Drops only the POSTs: the GETs that wait for the route must not get it ejected first.
+      const dropper = await backend(`${name}-dropper`, (req, res) => (req.method === 'POST' ? req.socket.destroy() : res.end('up\n')));
       const ok = await backend(`${name}-ok`);
       await service(name, [dropper.address, ok.address]);
       let hit: string | null = null;
@@ -206,8 +207,11 @@ describe('upstream failures', () => {
   });
 
   it('answers 502 with a short text body when every backend refuses', async () => {
-    await etcd.put('/services/all-dead/@1', await deadAddress());
-    await etcd.put('/services/all-dead/@2', await deadAddress());
+    const [one, two] = [await deadAddress(), await deadAddress()];
+    await etcd.put('/services/all-dead/@1', one);
+    await etcd.put('/services/all-dead/@2', two);
+    // Wait until the table holds both before asking, so both are tried.
+    await waitFor(async () => (await router.routes()).services['all-dead']?.length === 2, { what: 'both dead backends in the table' });
     const reply = await waitFor(async () => {
       const r = await get(router.httpPort, 'all-dead.test', '/', { headers: { 'x-request-id': 'all-dead' } });
       return r.status !== 404 ? r : null;

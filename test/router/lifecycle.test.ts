@@ -48,6 +48,8 @@ describe('router lifecycle', () => {
   it('replaces a worker that dies and keeps serving', async () => {
     const router = await startRouter({ etcd: etcd.endpoint, workers: 2 });
     try {
+      // /healthz is 200 once one worker listens; a worker killed before it listens is a failed start, not a death.
+      await waitFor(async () => (await router.health()).body.workers.listening === 2, { what: 'both workers listening' });
       const workers = execFileSync('pgrep', ['-P', String(router.child.pid)]).toString().trim().split('\n').map(Number);
       assert.equal(workers.length, 2);
       process.kill(workers[0], 'SIGKILL');

@@ -1,0 +1,166 @@
+// The chunked transfer coding (RFC 9112 §7.1) as a byte-at-a-time state
+// machine: it validates every chunk-size line, extension and trailer strictly
+// and finds where the message ends, so that the bytes can be forwarded as they
+// came (or, for an HTTP/1.0 client, as the bare data spans). Same verdict for
+// any split of the input into chunks.
+import { CR, FIELD_VALUE, LF, TCHAR } from './request-head.ts';
+
+const SIZE_START = 0;
+const SIZE = 1;
+const EXT = 2;
+const SIZE_LF = 3;
+const DATA = 4;
+const DATA_CR = 5;
+const DATA_LF = 6;
+const TRAILER_START = 7;
+const TRAILER_NAME = 8;
+const TRAILER_VALUE = 9;
+const TRAILER_LF = 10;
+const END_LF = 11;
+const DONE = 12;
+
+/** feed() results besides a message-end offset. */
+export const NEED_MORE = -1;
+export const INVALID = -2;
+
+const MAX_SIZE_DIGITS = 13; // 2^52: far beyond any real chunk
+const MAX_LINE = 4096; // chunk-size line with extensions, or one trailer field
+const MAX_TRAILERS = 16 * 1024;
+
+const HEX = new Int8Array(256).fill(-1);
+for (let c = 0; c < 10; c++) HEX[48 + c] = c;
+for (let c = 0; c < 6; c++) {
+  HEX[65 + c] = 10 + c;
+  HEX[97 + c] = 10 + c;
+}
+
+/** Receives the data bytes of the chunks (no framing), for a recipient that cannot take chunked. */
+export type DataSink = (buf: Buffer, start: number, end: number) => void;
+
+export class ChunkedDecoder {
+  #state = SIZE_START;
+  #remaining = 0;
+  #digits = 0;
+  #line = 0;
+  #trailerBytes = 0;
+  /** Data bytes (without framing) seen so far. */
+  dataBytes = 0;
+  /** Why the input was refused, after INVALID. */
+  error = '';
+
+  reset(): void {
+    this.#state = SIZE_START;
+    this.#remaining = 0;
+    this.#digits = 0;
+    this.#line = 0;
+    this.#trailerBytes = 0;
+    this.dataBytes = 0;
+    this.error = '';
+  }
+
+  get done(): boolean {
+    return this.#state === DONE;
+  }
+
+  /**
+   * Reads buf[start, end). Returns the offset just after the message's last byte when it ends there,
+   * NEED_MORE when all of it belonged to the message, or INVALID.
+   */
+  feed(buf: Buffer, start: number, end: number, sink: DataSink | null): number {
+    let i = start;
+    while (i < end) {
+      const c = buf[i];
+      switch (this.#state) {
+        case DATA: {
+          const n = Math.min(this.#remaining, end - i);
+          if (sink !== null) sink(buf, i, i + n);
+          this.dataBytes += n;
+          this.#remaining -= n;
+          i += n;
+          if (this.#remaining === 0) this.#state = DATA_CR;
+          continue;
+        }
+        case SIZE_START:
+        case SIZE: {
+          const d = HEX[c];
+          if (d >= 0) {
+            if (++this.#digits > MAX_SIZE_DIGITS) return this.#fail('chunk size too large');
+            this.#remaining = this.#remaining * 16 + d;
+            this.#state = SIZE;
+          } else if (this.#state === SIZE_START) {
+            return this.#fail('invalid chunk size');
+          } else if (c === 59 /* ; */) {
+            this.#state = EXT;
+            this.#line = 0;
+          } else if (c === CR) {
+            this.#state = SIZE_LF;
+          } else {
+            return this.#fail('invalid chunk size');
+          }
+          break;
+        }
+        case EXT:
+          if (c === CR) this.#state = SIZE_LF;
+          else if (c === 0x7f || c >= 0x80 || (c < 0x20 && c !== 9)) return this.#fail('invalid chunk extension');
+          else if (++this.#line > MAX_LINE) return this.#fail('chunk extension too long');
+          break;
+        case SIZE_LF:
+          if (c !== LF) return this.#fail('bare CR in a chunk-size line');
+          this.#digits = 0;
+          this.#state = this.#remaining === 0 ? TRAILER_START : DATA;
+          break;
+        case DATA_CR:
+          if (c !== CR) return this.#fail('chunk data not followed by CRLF');
+          this.#state = DATA_LF;
+          break;
+        case DATA_LF:
+          if (c !== LF) return this.#fail('chunk data not followed by CRLF');
+          this.#state = SIZE_START;
+          break;
+        case TRAILER_START:
+          if (c === CR) {
+            this.#state = END_LF;
+          } else if (TCHAR[c] === 1) {
+            this.#state = TRAILER_NAME;
+            this.#line = 1;
+          } else {
+            return this.#fail('invalid trailer field');
+          }
+          break;
+        case TRAILER_NAME:
+          if (c === 58 /* : */) this.#state = TRAILER_VALUE;
+          else if (TCHAR[c] === 0) return this.#fail('invalid trailer field name');
+          if (++this.#line > MAX_LINE) return this.#fail('trailer field too long');
+          break;
+        case TRAILER_VALUE:
+          if (c === CR) {
+            this.#state = TRAILER_LF;
+          } else if (FIELD_VALUE[c] === 0) {
+            return this.#fail('invalid trailer field value');
+          } else if (++this.#line > MAX_LINE) {
+            return this.#fail('trailer field too long');
+          }
+          break;
+        case TRAILER_LF:
+          if (c !== LF) return this.#fail('bare CR in a trailer field');
+          this.#trailerBytes += this.#line;
+          if (this.#trailerBytes > MAX_TRAILERS) return this.#fail('trailers too large');
+          this.#state = TRAILER_START;
+          break;
+        case END_LF:
+          if (c !== LF) return this.#fail('bare CR after the last chunk');
+          this.#state = DONE;
+          return i + 1;
+        case DONE:
+          return i;
+      }
+      i++;
+    }
+    return NEED_MORE;
+  }
+
+  #fail(reason: string): number {
+    this.error = reason;
+    return INVALID;
+  }
+}

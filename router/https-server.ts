@@ -1,0 +1,114 @@
+// The client-facing HTTPS listener of one worker: TLS 1.2/1.3 (tls-policy.ts)
+// with a certificate chosen per handshake by SNI (sni-certificates.ts), and
+// HTTP/2 or HTTP/1.1 by ALPN on the same port. Both protocols go through the
+// same request path as the HTTP listener (proxy-exchange.ts), with the same
+// strict HTTP/1.1 parsing and limits; WebSocket upgrades (HTTP/1.1) go to the
+// WebSocket proxy. Certificate changes reach new handshakes only: established
+// connections are never touched.
+import { createSecureServer, Http2ServerRequest, type Http2SecureServer, type Http2Session, type ServerHttp2Session } from 'node:http2';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../common/logger.ts';
+import { handleRequest, type ProxyContext } from './proxy-exchange.ts';
+import { countConnections, isWebSocketUpgrade, refuseMalformedRequest, type ProxyServerOptions, type UpgradeHandler } from './proxy-server.ts';
+import type { CertificateStore } from './sni-certificates.ts';
+import type { CertificateSpec } from './tls-certificate.ts';
+import { TLS_POLICY } from './tls-policy.ts';
+
+/** Concurrent streams per HTTP/2 connection (nginx's default is 128). */
+const MAX_CONCURRENT_STREAMS = 128;
+
+export class HttpsProxyServer {
+  readonly #server: Http2SecureServer;
+  readonly #ctx: ProxyContext;
+  readonly #log: Logger;
+  readonly #options: ProxyServerOptions;
+  readonly #sockets = new Set<Socket>();
+  readonly #sessions = new Set<ServerHttp2Session>();
+
+  constructor(ctx: ProxyContext, options: ProxyServerOptions, certificates: CertificateStore, log: Logger, upgrade: UpgradeHandler | null = null) {
+    this.#ctx = ctx;
+    this.#log = log;
+    this.#options = options;
+    this.#server = createSecureServer({
+      ...TLS_POLICY,
+      allowHTTP1: true,
+      // SNI picks the certificate; a client without SNI gets the listener's own context (the default certificate).
+      SNICallback: (servername, cb) => cb(null, certificates.select(servername)),
+      handshakeTimeout: options.clientHeaderTimeout,
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderSize, enablePush: false },
+      maxHeaderListPairs: 1000,
+      // HTTP/1.1 over TLS: the same parser settings as the HTTP listener (node:http2 hands them to node:http).
+      maxHeaderSize: options.maxHeaderSize,
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      joinDuplicateHeaders: false,
+      headersTimeout: options.clientHeaderTimeout,
+      requestTimeout: 0,
+      keepAliveTimeout: options.keepAliveTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, options.clientHeaderTimeout / 4)),
+    } as Parameters<typeof createSecureServer>[0], (req, res) => handleRequest(ctx, req, res));
+    const server = this.#server as Http2SecureServer & { shouldUpgradeCallback: (req: IncomingMessage) => boolean };
+    server.shouldUpgradeCallback = (req) => upgrade !== null && !(req instanceof Http2ServerRequest) && isWebSocketUpgrade(req);
+    if (upgrade !== null) server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(ctx, req, socket, head));
+    // Idle HTTP/2 connections get a GOAWAY (in-flight streams finish); idle HTTP/1.1 ones are closed.
+    server.setTimeout(options.clientIdleTimeout);
+    server.on('timeout', (idle: Http2Session | Socket) => {
+      if ('close' in idle && 'goaway' in idle) idle.close();
+      else idle.destroy();
+    });
+    server.on('connection', (socket: Socket) => {
+      countConnections(ctx, socket);
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    server.on('session', (session: ServerHttp2Session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
+    server.on('sessionError', (err: Error) => this.#log.debug({ err: err.message }, 'HTTP/2 session error'));
+    // A failed handshake (no shared protocol or cipher, unknown name without a default, a client
+    // that gave up) is the client's problem: count it and drop the connection, without a log line each.
+    server.removeAllListeners('tlsClientError');
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      ctx.metrics.tlsHandshakeErrors++;
+      this.#log.debug({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake failed');
+      socket.destroy();
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => refuseMalformedRequest(ctx, err, socket));
+    server.on('error', (err) => this.#log.error({ err: err.message }, 'HTTPS listener error'));
+  }
+
+  /** Serves `spec` to clients without SNI and to names no certificate covers (null: those handshakes fail). */
+  setDefaultCertificate(spec: CertificateSpec | null): void {
+    this.#server.setSecureContext(spec === null ? { ...TLS_POLICY } : { ...TLS_POLICY, cert: spec.cert, key: spec.key });
+  }
+
+  listen(): Promise<void> {
+    const { host, port } = this.#options.address;
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host, port, reusePort: true, exclusive: true }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting, sends GOAWAY, lets in-flight requests finish (at most `timeout` ms), then closes everything. */
+  async close(timeout: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const deadline = Date.now() + timeout;
+    while (this.#ctx.inFlight > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      // HTTP/1.1 connections without a request in flight (node:http2 delegates to node:http).
+      (this.#server as Http2SecureServer & { closeIdleConnections(): void }).closeIdleConnections();
+    }
+    if (this.#ctx.inFlight > 0) this.#log.warn({ inFlight: this.#ctx.inFlight }, 'drain timeout; closing remaining HTTPS connections');
+    for (const session of this.#sessions) session.destroy();
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
+  }
+}
