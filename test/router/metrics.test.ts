@@ -163,14 +163,17 @@ describe('Prometheus metrics', () => {
     assert.ok(after >= before, `requests_total went from ${before} to ${after}`);
   });
 
-  it('counts a request in well under a microsecond (what the hot path pays)', () => {
+  it('tallies a million recordings exactly: status classes per backend and the latency histogram', () => {
+    // What counting costs the hot path is measured in bench/ (cpu-per-request), never in a timed test.
     const metrics = new ServiceMetrics();
     const backend = new Backend('10.0.0.1', 80, { connectTimeout: 1, keepAliveTimeout: 1, maxConnections: 0, maxFails: 1, ejectBase: 1, ejectMax: 1 });
-    metrics.record(backend, 200, 0.01);
     const n = 1_000_000;
-    const started = performance.now();
     for (let i = 0; i < n; i++) metrics.record(backend, 200 + (i % 4) * 100, (i % 1000) / 1000);
-    const perRecord = ((performance.now() - started) * 1e6) / n;
-    assert.ok(perRecord < 1000, `${perRecord.toFixed(1)} ns per record`);
+    const snapshot = metrics.snapshot('svc')!;
+    assert.deepEqual(snapshot.requests, [['10.0.0.1:80', 0, n / 4, n / 4, n / 4, n / 4]]);
+    assert.equal(snapshot.count, n);
+    assert.equal(snapshot.buckets.reduce((a, b) => a + b, 0), n);
+    // Durations 0.000..0.999 s, 1000 of each: 6 of them (0..5 ms) fall in the first bucket (le 0.005).
+    assert.equal(snapshot.buckets[0], (n / 1000) * 6);
   });
 });
