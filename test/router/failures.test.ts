@@ -102,7 +102,8 @@ describe('upstream failures', () => {
   });
 
   it('retries an idempotent request once on another backend when it fails after being sent', async () => {
-    const dropper = await backend('dropper', (req) => req.socket.destroy());
+    // Drops only /item: the GETs that wait for the route must not get it ejected first.
+    const dropper = await backend('dropper', (req, res) => (req.url === '/item' ? req.socket.destroy() : res.end('up\n')));
     const ok = await backend('retry-ok');
     await service('retry', [dropper.address, ok.address]);
     let hit: string | null = null;
