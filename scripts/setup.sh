@@ -17,6 +17,7 @@ declare -A packages=(
   [docker-registry]=docker-registry
   [systemd-analyze]=systemd
   [promtool]=prometheus
+  [openssl]=openssl
 )
 
 if [[ $purpose == bench ]]; then
@@ -39,8 +40,12 @@ if ((${#missing[@]} > 0)); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # The tests run distribution themselves; Debian's package also starts it as a
     # service on :5000, the port `tug registry` listens on by default.
-    if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
-      systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    # Debian starts these as services on ports Tug uses by default (the registry's :5000, the
+    # router admin's :9090); the tests and the stack start their own, so turn the services off.
+    if command -v systemctl >/dev/null 2>&1; then
+      for pkg in docker-registry prometheus; do
+        if [[ " ${missing[*]} " == *" $pkg "* ]]; then systemctl disable --now "$pkg.service" >/dev/null 2>&1 || true; fi
+      done
     fi
   else
     echo "setup: missing Debian packages: ${missing[*]}" >&2
