@@ -1,4 +1,5 @@
 // Parses the `host:port` listen addresses the CLI takes (`:80`, `127.0.0.1:8080`, `[::1]:9090`).
+import type { Server as NetServer } from 'node:net';
 import { configError } from './errors.ts';
 
 export interface ListenAddress {
@@ -18,4 +19,18 @@ export function parseListenAddress(flag: string, value: string): ListenAddress {
 
 export function formatListenAddress(address: ListenAddress): string {
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/**
+ * Listens with SO_REUSEPORT: every router worker binds the port itself and the
+ * kernel spreads connections (exclusive: not through the cluster primary).
+ */
+export function listenReusingPort(server: NetServer, address: ListenAddress): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: address.host, port: address.port, reusePort: true, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

@@ -5,6 +5,7 @@
 // strict HTTP/1.1 parsing and limits; WebSocket upgrades (HTTP/1.1) go to the
 // WebSocket proxy. Certificate changes reach new handshakes only: established
 // connections are never touched.
+import { listenReusingPort } from '../common/listen-address.ts';
 import { createSecureServer, Http2ServerRequest, type Http2SecureServer, type Http2Session, type ServerHttp2Session } from 'node:http2';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -87,14 +88,7 @@ export class HttpsProxyServer {
   }
 
   listen(): Promise<void> {
-    const { host, port } = this.#options.address;
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ host, port, reusePort: true, exclusive: true }, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    return listenReusingPort(this.#server, this.#options.address);
   }
 
   /** Stops accepting, sends GOAWAY, lets in-flight requests finish (at most `timeout` ms), then closes everything. */

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../common/logger.ts';
-import type { ListenAddress } from '../common/listen-address.ts';
+import { listenReusingPort, type ListenAddress } from '../common/listen-address.ts';
 import { handleRequest, type ProxyContext } from './proxy-exchange.ts';
 import { statusText } from './upstream-errors.ts';
 
@@ -71,15 +71,7 @@ export class ProxyServer {
   }
 
   listen(): Promise<void> {
-    const { host, port } = this.#options.address;
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      // reusePort: every worker binds the port itself and the kernel spreads connections.
-      this.#server.listen({ host, port, reusePort: true, exclusive: true }, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    return listenReusingPort(this.#server, this.#options.address);
   }
 
   /** Stops accepting, lets in-flight requests finish (at most `timeout` ms), then closes every connection. */

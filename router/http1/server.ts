@@ -3,6 +3,7 @@
 // and one sweep timer for every deadline (slow heads, idle keep-alive, client
 // inactivity, upstream response and body timeouts, idle upstream connections).
 // Same listen/close interface as ProxyServer.
+import { listenReusingPort } from '../../common/listen-address.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../common/logger.ts';
 import type { Backend, BackendOptions } from '../backend.ts';
@@ -66,18 +67,11 @@ export class RawProxyServer implements ServerSide {
     this.#connections.delete(conn);
   }
 
-  listen(): Promise<void> {
-    const { host, port } = this.#options.address;
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ host, port, reusePort: true, exclusive: true }, () => {
-        this.#server.off('error', reject);
-        const interval = Math.max(20, Math.min(100, this.clientHeaderTimeout / 4));
-        this.#sweeper = setInterval(() => this.#sweep(), interval);
-        this.#sweeper.unref();
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    await listenReusingPort(this.#server, this.#options.address);
+    const interval = Math.max(20, Math.min(100, this.clientHeaderTimeout / 4));
+    this.#sweeper = setInterval(() => this.#sweep(), interval);
+    this.#sweeper.unref();
   }
 
   #sweep(): void {
