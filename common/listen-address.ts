@@ -1,5 +1,5 @@
 // Parses the `host:port` listen addresses the CLI takes (`:80`, `127.0.0.1:8080`, `[::1]:9090`).
-import type { Server as NetServer } from 'node:net';
+import { createServer, type Server as NetServer } from 'node:net';
 import { configError } from './errors.ts';
 
 export interface ListenAddress {
@@ -31,6 +31,18 @@ export function listenReusingPort(server: NetServer, address: ListenAddress): Pr
     server.listen({ host: address.host, port: address.port, reusePort: true, exclusive: true }, () => {
       server.off('error', reject);
       resolve();
+    });
+  });
+}
+
+/** A port free on `host` right now (for listeners that several processes must bind alike). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
     });
   });
 }

@@ -4,9 +4,9 @@
 // here first). It restarts a worker that dies, drains all of them on SIGTERM,
 // and sums their metrics on a scrape.
 import cluster, { type Worker } from 'node:cluster';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createEtcdClient, surviveStaleWatchResponses } from '../common/etcd-client.ts';
+import { freePort } from '../common/listen-address.ts';
 import type { Logger } from '../common/logger.ts';
 import { AdminServer } from './admin-server.ts';
 import { BackendRegistry } from './backend-registry.ts';
@@ -215,15 +215,4 @@ export class RouterSupervisor {
       },
     };
   }
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
