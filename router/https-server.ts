@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.ts';
 import { handleRequest, type ProxyContext } from './proxy-exchange.ts';
-import { countConnections, isWebSocketUpgrade, refuseMalformedRequest, type ProxyServerOptions, type UpgradeHandler } from './proxy-server.ts';
+import { countConnections, isWebSocketUpgrade, refuseMalformedRequest, strictHttp1Options, type ProxyServerOptions, type UpgradeHandler } from './proxy-server.ts';
 import type { CertificateStore } from './sni-certificates.ts';
 import type { CertificateSpec } from './tls-certificate.ts';
 import { TLS_POLICY } from './tls-policy.ts';
@@ -42,14 +42,7 @@ export class HttpsProxyServer {
       settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderSize, enablePush: false },
       maxHeaderListPairs: 1000,
       // HTTP/1.1 over TLS: the same parser settings as the HTTP listener (node:http2 hands them to node:http).
-      maxHeaderSize: options.maxHeaderSize,
-      requireHostHeader: true,
-      insecureHTTPParser: false,
-      joinDuplicateHeaders: false,
-      headersTimeout: options.clientHeaderTimeout,
-      requestTimeout: 0,
-      keepAliveTimeout: options.keepAliveTimeout,
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, options.clientHeaderTimeout / 4)),
+      ...strictHttp1Options(options),
     } as Parameters<typeof createSecureServer>[0], (req, res) => handleRequest(ctx, req, res));
     const server = this.#server as Http2SecureServer & { shouldUpgradeCallback: (req: IncomingMessage) => boolean };
     server.shouldUpgradeCallback = (req) => upgrade !== null && !(req instanceof Http2ServerRequest) && isWebSocketUpgrade(req);

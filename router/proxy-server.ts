@@ -40,6 +40,24 @@ export function countConnections(ctx: ProxyContext, socket: Socket): void {
   socket.once('close', () => counts[listener]--);
 }
 
+/**
+ * node:http settings for a client-facing HTTP/1.1 listener, shared by the HTTP
+ * and the HTTPS listener so that both stay exactly as strict.
+ */
+export function strictHttp1Options(options: Pick<ProxyServerOptions, 'maxHeaderSize' | 'clientHeaderTimeout' | 'keepAliveTimeout'>) {
+  return {
+    maxHeaderSize: options.maxHeaderSize,
+    requireHostHeader: true,
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+    headersTimeout: options.clientHeaderTimeout,
+    // Whole-request deadline off: a large upload on a slow link is fine while it moves (clientIdleTimeout).
+    requestTimeout: 0,
+    keepAliveTimeout: options.keepAliveTimeout,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, options.clientHeaderTimeout / 4)),
+  };
+}
+
 export class ProxyServer {
   readonly #server: Server;
   readonly #ctx: ProxyContext;
@@ -51,15 +69,7 @@ export class ProxyServer {
     this.#log = log;
     this.#options = options;
     this.#server = createServer({
-      maxHeaderSize: options.maxHeaderSize,
-      requireHostHeader: true,
-      insecureHTTPParser: false,
-      joinDuplicateHeaders: false,
-      headersTimeout: options.clientHeaderTimeout,
-      // Whole-request deadline off: a large upload on a slow link is fine while it moves (clientIdleTimeout).
-      requestTimeout: 0,
-      keepAliveTimeout: options.keepAliveTimeout,
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, options.clientHeaderTimeout / 4)),
+      ...strictHttp1Options(options),
       noDelay: true,
       shouldUpgradeCallback: (req) => upgrade !== null && isWebSocketUpgrade(req),
     }, (req, res) => handleRequest(ctx, req, res));

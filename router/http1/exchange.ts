@@ -396,13 +396,7 @@ export class Exchange implements UpstreamUser {
   /** The client went away before the exchange ended. */
   onClientGone(): void {
     if (this.done) return;
-    this.done = true;
-    const upstream = this.upstream;
-    this.upstream = null;
-    if (upstream !== null) upstream.kill();
-    else if (this.#backend !== null) this.#conn.server.poolFor(this.#backend).cancel(this);
-    this.#uncount();
-    this.#deadlineKind = NONE;
+    this.#endEarly();
     this.status = this.status || 499;
     this.#finish(this.#backend);
   }
@@ -410,6 +404,13 @@ export class Exchange implements UpstreamUser {
   /** The request body turned out malformed: abort the upstream request, never blaming the backend. */
   abort(reason: string): void {
     if (this.done) return;
+    this.#endEarly();
+    this.status = this.headSent ? this.status : 400;
+    this.#finish(this.#backend, reason);
+  }
+
+  /** Ends the exchange before the upstream finished: kill its connection, or leave the pool's queue. */
+  #endEarly(): void {
     this.done = true;
     const upstream = this.upstream;
     this.upstream = null;
@@ -417,8 +418,6 @@ export class Exchange implements UpstreamUser {
     else if (this.#backend !== null) this.#conn.server.poolFor(this.#backend).cancel(this);
     this.#uncount();
     this.#deadlineKind = NONE;
-    this.status = this.headSent ? this.status : 400;
-    this.#finish(this.#backend, reason);
   }
 
   #finish(backend: Backend | null, error?: string): void {
