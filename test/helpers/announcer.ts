@@ -1,5 +1,5 @@
 // Runs the real `tug announce` sidekick as a child process and ends it by its pid.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
@@ -9,8 +9,9 @@ export class AnnouncerProcess {
   readonly exited: Promise<number | null>;
   output = '';
 
-  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [TUG, 'announce', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  /** `spawner` starts the process (e.g. inside a network namespace); node's spawn by default. */
+  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}, spawner: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess = spawn) {
+    this.child = spawner(process.execPath, [TUG, 'announce', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.child.stdout!.on('data', (d) => { this.output += d; });
     this.child.stderr!.on('data', (d) => { this.output += d; });
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));

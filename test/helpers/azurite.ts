@@ -19,23 +19,26 @@ const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZ
 export class AzuriteServer {
   readonly port: number;
   readonly location: string;
+  /** The address it listens on (loopback unless start() was given another). */
+  readonly host: string;
   #process: ChildProcess | null = null;
   #exited: Promise<void> = Promise.resolve();
   log = '';
 
-  private constructor(port: number, location: string) {
+  private constructor(port: number, location: string, host: string) {
     this.port = port;
     this.location = location;
+    this.host = host;
   }
 
-  static async start(): Promise<AzuriteServer> {
-    const server = new AzuriteServer(await freePort(), await mkdtemp(join(tmpdir(), 'tug-azurite-')));
+  static async start(host = '127.0.0.1'): Promise<AzuriteServer> {
+    const server = new AzuriteServer(await freePort(host), await mkdtemp(join(tmpdir(), 'tug-azurite-')), host);
     await server.resume();
     return server;
   }
 
   get connectionString(): string {
-    return `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};BlobEndpoint=http://127.0.0.1:${this.port}/${ACCOUNT};`;
+    return `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};BlobEndpoint=http://${this.host}:${this.port}/${ACCOUNT};`;
   }
 
   get running(): boolean {
@@ -60,7 +63,7 @@ export class AzuriteServer {
     const child = spawn(process.execPath, [
       AZURITE_BLOB,
       '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--loose',
-      '--blobHost', '127.0.0.1', '--blobPort', String(this.port),
+      '--blobHost', this.host, '--blobPort', String(this.port),
       '--location', this.location,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d) => { this.log += d; });
@@ -70,17 +73,17 @@ export class AzuriteServer {
     child.once('exit', () => { if (this.#process === child) this.#process = null; });
     await waitFor(async () => {
       if (this.#process !== child) throw new Error(`azurite exited: ${this.log.slice(-2000)}`);
-      const res = await fetch(`http://127.0.0.1:${this.port}/${ACCOUNT}?comp=list`);
+      const res = await fetch(`http://${this.host}:${this.port}/${ACCOUNT}?comp=list`);
       await res.arrayBuffer();
       return true;
     }, { timeout: 20_000, interval: 50, what: 'azurite to listen' });
   }
 
-  /** Stops the emulator (gracefully, so its data is saved) and waits for it to exit. */
-  async stop(): Promise<void> {
+  /** Stops the emulator (gracefully, so its data is saved; SIGKILL for a crash) and waits for it to exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.#process;
     if (!child) return;
-    child.kill('SIGTERM');
+    child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await this.#exited;
     clearTimeout(timer);

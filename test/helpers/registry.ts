@@ -1,6 +1,6 @@
 // Runs the real `tug registry` as a child process (the entry point operators
 // use) against a test Azurite, and ends it by its pid.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -21,11 +21,19 @@ export interface RegistryOptions {
   readonly args?: readonly string[];
   /** Pass the connection string through AZURE_STORAGE_CONNECTION_STRING instead of the flag. */
   readonly connectionStringFromEnv?: boolean;
+  /** Address to listen on (default 127.0.0.1; any other needs `--htpasswd` in args). */
+  readonly host?: string;
+  /** Basic-auth credentials the readiness check sends (with `--htpasswd`). */
+  readonly credentials?: { readonly user: string; readonly password: string };
+  /** Starts the process (e.g. inside a network namespace); node's spawn by default. */
+  readonly spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 }
 
 export class RegistryProcess {
   readonly port: number;
   readonly uploadDir: string;
+  /** The address it listens on. */
+  listenHost = '127.0.0.1';
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
   output = '';
@@ -40,12 +48,12 @@ export class RegistryProcess {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.listenHost}:${this.port}`;
   }
 
   /** Host and port, as skopeo and docker name a registry. */
   get host(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.listenHost}:${this.port}`;
   }
 
   logs(): Record<string, unknown>[] {
@@ -79,7 +87,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RegistryP
   const uploadDir = options.uploadDir ?? await mkdtemp(join(tmpdir(), UPLOAD_DIR_PREFIX));
   const args = [
     TUG, 'registry',
-    '--listen', `127.0.0.1:${port}`,
+    '--listen', `${options.host ?? '127.0.0.1'}:${port}`,
     '--container', options.container ?? 'registry',
     '--upload-dir', uploadDir,
     '--drain-timeout', '5s',
@@ -89,12 +97,16 @@ export async function startRegistry(options: RegistryOptions): Promise<RegistryP
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.AZURE_STORAGE_CONNECTION_STRING;
   if (options.connectionStringFromEnv) env.AZURE_STORAGE_CONNECTION_STRING = options.connectionString;
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = (options.spawn ?? spawn)(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   const registry = new RegistryProcess(child, port, uploadDir);
+  registry.listenHost = options.host ?? '127.0.0.1';
+  const auth: Record<string, string> = options.credentials
+    ? { authorization: `Basic ${Buffer.from(`${options.credentials.user}:${options.credentials.password}`).toString('base64')}` }
+    : {};
   try {
     await waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`registry exited with ${child.exitCode}`);
-      return [200, 401].includes((await fetch(`${registry.url}/v2/`)).status);
+      return [200, 401].includes((await fetch(`${registry.url}/v2/`, { headers: auth })).status);
     }, { timeout: 15_000, interval: 25, what: 'registry /v2/ to answer (200, or 401 with auth)' });
   } catch (err) {
     child.kill('SIGKILL');

@@ -1,6 +1,6 @@
 // Runs the real `tug router` as a child process (the same entry point operators
 // use) against a test etcd, and ends it by its pid.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.ts';
 import { waitFor } from './wait.ts';
@@ -16,11 +16,22 @@ export interface RouterOptions {
   readonly https?: boolean;
   /** Wait for /healthz 200 (default true). */
   readonly waitReady?: boolean;
+  /** Address the HTTP and admin listeners bind (default 127.0.0.1). */
+  readonly host?: string;
+  /** Fixed ports (to restart a router where a load balancer expects it); free ports by default. */
+  readonly httpPort?: number;
+  readonly adminPort?: number;
+  /** Starts the process (e.g. inside a network namespace); node's spawn by default. */
+  readonly spawn?: Spawner;
 }
+
+export type Spawner = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
 
 export class RouterProcess {
   readonly httpPort: number;
   readonly adminPort: number;
+  /** The address its listeners bind. */
+  host = '127.0.0.1';
   /** 0 when the HTTPS listener is off. */
   httpsPort = 0;
   readonly child: ChildProcess;
@@ -48,12 +59,12 @@ export class RouterProcess {
   }
 
   async health(): Promise<{ status: number; body: Record<string, any> }> {
-    const res = await fetch(`http://127.0.0.1:${this.adminPort}/healthz`);
+    const res = await fetch(`http://${this.host}:${this.adminPort}/healthz`);
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   }
 
   async routes(): Promise<Record<string, any>> {
-    const res = await fetch(`http://127.0.0.1:${this.adminPort}/routes`);
+    const res = await fetch(`http://${this.host}:${this.adminPort}/routes`);
     return (await res.json()) as Record<string, any>;
   }
 
@@ -68,14 +79,15 @@ export class RouterProcess {
 }
 
 export async function startRouter(options: RouterOptions): Promise<RouterProcess> {
-  const httpPort = await freePort();
-  const adminPort = await freePort();
+  const host = options.host ?? '127.0.0.1';
+  const httpPort = options.httpPort ?? await freePort();
+  const adminPort = options.adminPort ?? await freePort();
   const httpsPort = options.https ? await freePort() : 0;
   const args = [
     TUG, 'router',
-    '--http', `127.0.0.1:${httpPort}`,
-    '--https', options.https ? `127.0.0.1:${httpsPort}` : 'off',
-    '--admin', `127.0.0.1:${adminPort}`,
+    '--http', `${host}:${httpPort}`,
+    '--https', options.https ? `${host}:${httpsPort}` : 'off',
+    '--admin', `${host}:${adminPort}`,
     '--etcd', options.etcd,
     '--workers', String(options.workers ?? 1),
     '--drain-timeout', '5s',
@@ -84,8 +96,9 @@ export async function startRouter(options: RouterOptions): Promise<RouterProcess
     ...(process.env.TUG_TEST_ENGINE ? ['--engine', process.env.TUG_TEST_ENGINE] : []),
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+  const child = (options.spawn ?? spawn)(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
   const router = new RouterProcess(child, httpPort, adminPort);
+  router.host = host;
   router.httpsPort = httpsPort;
   if (options.waitReady !== false) {
     try {

@@ -77,7 +77,8 @@ describe('etcd faults', () => {
       assert.equal((await get(router.httpPort, 'stays.test')).status, 200);
       const routes = await router.routes();
       assert.deepEqual(routes.services.churn, [{ instance: '@1', address: '127.0.0.1:1004', weight: 1 }]);
-      await waitFor(() => router.logs().some((l) => l.msg === 'etcd resynchronized'), { what: 'a resynchronization from a fresh snapshot' });
+      await waitFor(() => router.logs().some((l) => l.msg === 'etcd resynchronized'), { timeout: 10_000, what: 'a resynchronization from a fresh snapshot' })
+        .catch((err) => { throw new Error(`${err.message}\n${router.output.slice(-3000)}`); });
       // The watch is alive again after the resync: a new key arrives through it.
       await etcd.put('/services/after/@1', backend.address);
       await waitFor(async () => (await get(router.httpPort, 'after.test')).status === 200, { timeout: 2000, what: 'key written after the partition' });
