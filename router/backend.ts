@@ -2,7 +2,18 @@
 // Config (which service, which instance, what weight) lives in ServicePool; this
 // object is shared by every instance entry with the same address, so a route or
 // weight update never resets a backend's health or drops its keep-alive pool.
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
+
+let PoolClass: typeof Pool | null = null;
+
+/**
+ * Loads undici, the upstream client of the node engine and of HTTPS/HTTP/2. A worker that serves
+ * plain HTTP with the raw engine only never loads it (~21 MiB of RSS per worker, mostly its llhttp
+ * WebAssembly).
+ */
+export async function loadUpstreamClient(): Promise<void> {
+  PoolClass ??= (await import('undici')).Pool;
+}
 
 export interface BackendOptions {
   /** TCP connect timeout, ms. */
@@ -55,7 +66,8 @@ export class Backend {
 
   /** The keep-alive pool, created on first use so a process that only reads the table opens nothing. */
   get dispatcher(): Pool {
-    return (this.#dispatcher ??= new Pool(this.origin, {
+    if (PoolClass === null) throw new Error('undici is not loaded: call loadUpstreamClient() first');
+    return (this.#dispatcher ??= new PoolClass(this.origin, {
       connect: { timeout: this.#options.connectTimeout },
       connections: this.#options.maxConnections || null,
       keepAliveTimeout: this.#options.keepAliveTimeout,

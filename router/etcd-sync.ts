@@ -270,17 +270,20 @@ export class EtcdSync {
   /**
    * A watch can hang while unary calls work (etcd#8980). If a key in a prefix
    * was modified after what its watch has delivered, twice in a row, the watch
-   * is stalled: resync.
+   * is stalled: resync. The newest key comes from a sort by mod revision: etcd
+   * 3.4 ignores min_mod_revision when it counts (count_only answers the whole
+   * prefix), which made every quiet cluster look stalled.
    */
   async #checkStall(): Promise<void> {
     for (let i = 0; i < this.#prefixes.length; i++) {
       const range = Range.prefix(this.#prefixes[i]);
       const seen = this.#seen[i];
       const res = await this.#client.kv.range(
-        { key: range.start, range_end: range.end, count_only: true, min_mod_revision: seen + 1 },
+        { key: range.start, range_end: range.end, keys_only: true, limit: 1, sort_target: 'Mod', sort_order: 'Descend' },
         { deadline: Date.now() + OP_TIMEOUT },
       );
-      if (Number(res.count) === 0) {
+      const newest = res.kvs.length === 0 ? 0 : Number(res.kvs[0].mod_revision);
+      if (newest <= seen) {
         this.#stallSuspect[i] = 0;
       } else if (this.#stallSuspect[i] !== 0 && this.#seen[i] <= this.#stallSuspect[i]) {
         this.#log.warn({ prefix: this.#prefixes[i], seen }, 'etcd watch stalled (keys changed but no events arrived); resynchronizing');

@@ -18,6 +18,7 @@ import { RouteKeys, type TableChange } from './route-keys.ts';
 import { RouteTable } from './route-table.ts';
 import { FILE_CERTIFICATE_PREFIX } from './sni-certificates.ts';
 import { readCertificateFiles } from './tls-certificate.ts';
+import { warmWorkerCompileCache } from './worker-compile-cache.ts';
 import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messages.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
@@ -75,6 +76,7 @@ export class RouterSupervisor {
     const configuredHttps = this.#config.https;
     const https = configuredHttps?.port === 0 ? { ...configuredHttps, port: await freePort(configuredHttps.host) } : configuredHttps;
     this.#workerConfig = { ...this.#config, http, https };
+    await warmWorkerCompileCache(WORKER_ENTRY);
     cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], silent: false });
     const ready = Promise.all(Array.from({ length: this.#config.workers }, () => this.#fork(true)));
     void this.#sync.start().then(() => {

@@ -1,4 +1,6 @@
-// Entry point of a router worker process (forked by the supervisor).
+// Entry point of a router worker process (forked by the supervisor). The
+// primary imports it too, to fill the compile cache (worker-compile-cache.ts).
+import cluster from 'node:cluster';
 import { runWorker } from './worker.ts';
 
-await runWorker();
+if (cluster.isWorker) await runWorker();

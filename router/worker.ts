@@ -3,6 +3,7 @@
 // itself; it answers the primary's metrics requests with a snapshot.
 import { formatListenAddress } from '../common/listen-address.ts';
 import { createLogger } from '../common/logger.ts';
+import { loadUpstreamClient } from './backend.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
 import { HttpsProxyServer } from './https-server.ts';
@@ -51,6 +52,7 @@ export async function runWorker(): Promise<void> {
     clientIdleTimeout: config.clientIdleTimeout,
     keepAliveTimeout: config.keepAliveTimeout,
   });
+  if (config.engine === 'node' || config.https !== null) await loadUpstreamClient();
   const websockets = new WebSocketProxy({ connectTimeout: config.connectTimeout });
   const upgrade = websockets.handleUpgrade.bind(websockets);
   // --engine raw: the raw-socket HTTP/1.1 engine (router/http1/) serves the plain listener; same listen/close.

@@ -54,6 +54,19 @@ describe('etcd faults', () => {
     assert.ok(router.logs().some((l) => l.msg === 'etcd unreachable; serving the last known table' || l.msg === 'etcd watch disconnected; reconnecting with backoff'), 'the outage is logged');
   });
 
+  it('never mistakes a quiet, healthy watch for a stalled one (no resynchronization without a reason)', async () => {
+    for (let i = 0; i < 20; i++) await etcd.put(`/services/quiet-${i}/@1`, backend.address);
+    // A probe every 50 ms makes a stall check every 500 ms: 5 of them in the quiet period below.
+    router = await startRouter({ etcd: etcd.endpoint, args: ['--etcd-probe-interval', '50ms'] });
+    await etcd.put('/services/later/@1', backend.address);
+    await waitFor(async () => (await get(router.httpPort, 'later.test')).status === 200, { timeout: 2000, what: 'a key written after the start' });
+    await sleep(2600);
+    const resyncs = router.logs().filter((l) => l.msg === 'etcd resynchronized' || String(l.msg).startsWith('etcd watch stalled'));
+    assert.deepEqual(resyncs.map((l) => l.msg), []);
+    await etcd.put('/services/after-quiet/@1', backend.address);
+    await waitFor(async () => (await get(router.httpPort, 'after-quiet.test')).status === 200, { timeout: 2000, what: 'a key written after the quiet period' });
+  });
+
   it('takes a fresh snapshot when its watch revision was compacted away during a partition', async () => {
     const proxy = await TcpProxy.start(etcd.clientPort);
     try {
