@@ -2,7 +2,10 @@
 // loopback port, proxying to the same two upstreams, with the same worker
 // count. nginx is configured at its best (reuseport, upstream keepalive sized
 // above the client connection count) so the baseline is never a handicapped one.
-import { existsSync, writeFileSync } from 'node:fs';
+// Given a certificate, each also listens for HTTPS (TLS 1.2/1.3, h2 and http/1.1
+// by ALPN, session resumption on: nginx's shared session cache and tickets,
+// HAProxy's defaults, Tug's tickets with keys shared by its workers).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startProcess, waitStarted, type Started } from './processes.ts';
@@ -13,6 +16,14 @@ export interface Contender {
   /** The root pid (its tree is measured for CPU and memory). */
   readonly pid: number;
   readonly process: Started;
+  /** Its HTTPS port, when it was started with `tls`. */
+  readonly tlsPort?: number;
+}
+
+export interface TlsSetup {
+  readonly port: number;
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 export interface ContenderSetup {
@@ -24,17 +35,44 @@ export interface ContenderSetup {
   readonly keepalive: number;
   readonly etcd: string;
   readonly adminPort: number;
+  /** Also listen for HTTPS (absent or null: plain HTTP only). */
+  readonly tls?: TlsSetup | null;
 }
+
+/** TLS 1.2 suites every contender offers: Tug's policy (router/tls-policy.ts), ECDHE + AEAD only. */
+const TLS12_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
 
 export const HOST = 'bench.bench';
 const TUG = fileURLToPath(new URL('../bin/tug.ts', import.meta.url));
 
-export function startTugRaw(s: ContenderSetup): Promise<Contender> {
-  return startTug(s, ['--engine', 'raw'], 'tug-raw');
+export function startTugNode(s: ContenderSetup): Promise<Contender> {
+  return startTug(s, ['--engine', 'node'], 'tug-node');
 }
 
 export async function startNginx(s: ContenderSetup): Promise<Contender> {
   const conf = join(s.dir, 'nginx-proxy.conf');
+  const location = `
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Request-Id $request_id;
+    }`;
+  // nginx 1.22 offers TLS 1.0-1.2 by default: name 1.2 and 1.3 as the other contenders do.
+  const https = s.tls ? `
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_ciphers ${TLS12_CIPHERS};
+  ssl_session_cache shared:SSL:20m;
+  ssl_session_timeout 1h;
+  ssl_session_tickets on;
+  server {
+    listen 127.0.0.1:${s.tls.port} ssl http2 reuseport backlog=4096;
+    ssl_certificate ${s.tls.certFile};
+    ssl_certificate_key ${s.tls.keyFile};${location}
+  }` : '';
   writeFileSync(conf, `
 worker_processes ${s.workers};
 daemon off;
@@ -51,22 +89,13 @@ ${s.upstreams.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${s.port} reuseport backlog=4096;
-    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Request-Id $request_id;
-    }
-  }
+    listen 127.0.0.1:${s.port} reuseport backlog=4096;${location}
+  }${https}
 }
 `);
   const process = startProcess('nginx', ['-c', conf, '-p', s.dir, '-e', join(s.dir, 'nginx-proxy-error.log')]);
   await waitStarted(process, `http://127.0.0.1:${s.port}/small`);
-  return { name: 'nginx', port: s.port, pid: process.child.pid!, process };
+  return { name: 'nginx', port: s.port, pid: process.child.pid!, process, ...(s.tls ? { tlsPort: s.tls.port } : {}) };
 }
 
 export function haproxyAvailable(): boolean {
@@ -75,10 +104,15 @@ export function haproxyAvailable(): boolean {
 
 export async function startHaproxy(s: ContenderSetup): Promise<Contender> {
   const conf = join(s.dir, 'haproxy.cfg');
+  // HAProxy reads the certificate and its key from one file; its session cache and tickets are on by default.
+  const pem = join(s.dir, 'haproxy.pem');
+  if (s.tls) writeFileSync(pem, readFileSync(s.tls.certFile, 'utf8') + readFileSync(s.tls.keyFile, 'utf8'));
   writeFileSync(conf, `
 global
   nbthread ${s.workers}
   maxconn 8000
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+  ssl-default-bind-ciphers ${TLS12_CIPHERS}
 defaults
   mode http
   timeout connect 5s
@@ -89,17 +123,18 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:${s.port}
-  default_backend be
+${s.tls ? `  bind 127.0.0.1:${s.tls.port} ssl crt ${pem} alpn h2,http/1.1
+` : ''}  default_backend be
 backend be
   balance roundrobin
 ${s.upstreams.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join('\n')}
 `);
   const process = startProcess('haproxy', ['-f', conf, '-db']);
   await waitStarted(process, `http://127.0.0.1:${s.port}/small`);
-  return { name: 'haproxy', port: s.port, pid: process.child.pid!, process };
+  return { name: 'haproxy', port: s.port, pid: process.child.pid!, process, ...(s.tls ? { tlsPort: s.tls.port } : {}) };
 }
 
-/** Tug's router with the node:http + undici engine (`tug`) or the raw-socket engine (`tug-raw`). */
+/** Tug's router: its default raw-socket engine (`tug`), or the node:http + undici engine (`tug-node`). */
 export async function startTug(s: ContenderSetup, extraArgs: readonly string[] = [], name = 'tug'): Promise<Contender> {
   const process = startProcess(globalThis.process.execPath, [
     TUG, 'router',
@@ -110,9 +145,10 @@ export async function startTug(s: ContenderSetup, extraArgs: readonly string[] =
     '--domain', 'bench',
     '--no-access-log',
     '--log-level', 'warn',
+    ...(s.tls ? ['--https', `127.0.0.1:${s.tls.port}`, '--cert', s.tls.certFile, '--key', s.tls.keyFile] : ['--https', 'off']),
     ...extraArgs,
   ]);
   await waitStarted(process, `http://127.0.0.1:${s.adminPort}/healthz`);
   await waitStarted(process, `http://127.0.0.1:${s.port}/small`, { host: HOST });
-  return { name, port: s.port, pid: process.child.pid!, process };
+  return { name, port: s.port, pid: process.child.pid!, process, ...(s.tls ? { tlsPort: s.tls.port } : {}) };
 }

@@ -3,28 +3,33 @@
 // scenarios, prints the ratio table and writes results.{json,md,svg}.
 //
 // Settings (flag, or environment variable):
-//   --quick            BENCH_QUICK=1      ~1 minute: 2 scenarios, 3 rounds of 3 s
+//   --quick            BENCH_QUICK=1      ~1 minute: 2 scenarios, 3 rounds of 3 s (no TLS, HTTP/2;
+//                                         `--quick --only TLS` runs those quickly)
 //   --rounds N         BENCH_ROUNDS       interleaved rounds per scenario (default 5)
 //   --seconds N        BENCH_SECONDS      wrk duration per run (default 10)
 //   --workers N        BENCH_WORKERS      workers for every contender (default 2)
 //   --only REGEX       BENCH_ONLY         throughput scenarios to run (by name)
 //   --out DIR          BENCH_OUT          where results go (default bench/results)
-//   --skip LIST        BENCH_SKIP         comma list of: haproxy, tug-raw, convergence, churn, scale, idle
+//   --skip LIST        BENCH_SKIP         comma list of: haproxy, tug-node, convergence, churn, scale, idle,
+//                                         registry (left out by --quick too)
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
+import { TestCertificates } from '../test/helpers/certificates.ts';
 import { EtcdServer } from '../test/helpers/etcd.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import { HOST, haproxyAvailable, startHaproxy, startNginx, startTug, startTugRaw, type Contender, type ContenderSetup } from './contenders.ts';
+import { HOST, haproxyAvailable, startHaproxy, startNginx, startTug, startTugNode, type Contender, type ContenderSetup, type TlsSetup } from './contenders.ts';
 import { measureChurn } from './churn.ts';
 import { measureConvergence } from './convergence.ts';
 import { measureIdleConnections } from './idle-connections.ts';
 import { ratioTable, writeReport } from './report.ts';
+import { measureRegistry, registryTable } from './registry.ts';
 import { loadBackends, measureScale } from './scale.ts';
-import { runThroughput, THROUGHPUT_SCENARIOS, type ScenarioResult } from './throughput.ts';
+import { contendersFor, runThroughput, THROUGHPUT_SCENARIOS, type ScenarioResult } from './throughput.ts';
+import { measureResumption, resumptionNote } from './tls-resumption.ts';
 import { startUpstreams } from './upstreams.ts';
 import { runWrk } from './wrk.ts';
 
@@ -71,20 +76,30 @@ try {
   await etcd.put('/services/bench/@1').value(a);
   await etcd.put('/services/bench/@2').value(b);
 
-  const setup = async (): Promise<ContenderSetup> => ({
+  // HTTPS listeners only when a TLS or HTTP/2 scenario runs: one certificate for bench.bench and 127.0.0.1
+  // (wrk sends the URL's IP as SNI), EC P-256 like most sites' today.
+  let certificate: { certFile: string; keyFile: string } | null = null;
+  if (scenarios.some((s) => (s.protocol ?? 'http') !== 'http')) {
+    const certificates = await TestCertificates.create();
+    stops.push(() => certificates.close());
+    certificate = await certificates.issue(HOST, [HOST], { ips: ['127.0.0.1'] });
+  }
+  const setup = async (https = false): Promise<ContenderSetup> => ({
     dir, port: await freePort(), adminPort: await freePort(), upstreams: upstreamPorts.slice(0, 2), workers,
     keepalive: Math.max(256, ...scenarios.map((s) => s.connections)), etcd: etcdServer.endpoint,
+    tls: https && certificate !== null ? { port: await freePort(), ...certificate } satisfies TlsSetup : null,
   });
   const contenders: Contender[] = [];
-  const start = async (starter: (s: ContenderSetup) => Promise<Contender>) => {
-    const contender = await starter(await setup());
+  const start = async (starter: (s: ContenderSetup) => Promise<Contender>, https: boolean) => {
+    const contender = await starter(await setup(https));
     stops.push(() => contender.process.stop());
     contenders.push(contender);
   };
-  await start(startNginx);
-  await start(startTug);
-  if (!skip.has('tug-raw')) await start(startTugRaw);
-  if (!skip.has('haproxy') && haproxyAvailable()) await start(startHaproxy);
+  await start(startNginx, true);
+  await start(startTug, true);
+  // tug-node's HTTPS listener is tug's (node:http2 + undici with either engine): not measured twice.
+  if (!skip.has('tug-node')) await start(startTugNode, false);
+  if (!skip.has('haproxy') && haproxyAvailable()) await start(startHaproxy, true);
   const tug = contenders.find((c) => c.name === 'tug')!;
 
   log('bench: warm-up');
@@ -96,6 +111,15 @@ try {
     throughput.push(...await runThroughput(scenario, contenders, rounds, seconds, log));
   }
   const extra_: Record<string, unknown> = {};
+  const notes: string[] = [];
+  const sections: { heading: string; markdown: string }[] = [];
+  const resumedScenario = scenarios.find((s) => s.protocol === 'https' && s.headers?.connection === 'close');
+  if (resumedScenario !== undefined) {
+    log('bench: TLS resumption check (wrk through a relay that reads each ClientHello and ServerHello)');
+    const counts = await measureResumption(contendersFor(resumedScenario, contenders), resumedScenario, log);
+    extra_['TLS resumption achieved by wrk'] = counts;
+    notes.push(resumptionNote(resumedScenario.name, counts));
+  }
   if (!skip.has('convergence')) {
     log('bench: route convergence');
     extra_['route convergence'] = await measureConvergence(etcd, tug.port, a, quick ? 20 : 200);
@@ -105,8 +129,14 @@ try {
     extra_.churn = await measureChurn(etcd, tug, extra, quick ? 3 : 10);
   }
   if (!skip.has('idle')) {
-    log('bench: RSS with 10k idle keep-alive connections');
-    extra_['10k idle connections'] = await measureIdleConnections(tug, 10_000);
+    // On a router of its own: the one that ran the throughput rounds still holds the heap they grew.
+    log('bench: RSS with 10k idle keep-alive connections (a fresh tug)');
+    const fresh = await startTug(await setup());
+    try {
+      extra_['10k idle connections'] = await measureIdleConnections(fresh, 10_000);
+    } finally {
+      await fresh.process.stop();
+    }
   }
   if (!skip.has('scale')) {
     const services = quick ? 1000 : 10_000;
@@ -115,16 +145,28 @@ try {
     extra_.scale = await measureScale(etcd, async () => startTug(await setup()), services, 5, quick ? 200 : 1000);
   }
 
+  if (!skip.has('registry') && !quick) {
+    log('bench: registry (skopeo push and pull of a 100 MiB image)');
+    const registry = await measureRegistry(Math.min(rounds, 3), log);
+    extra_.registry = registry;
+    sections.push({ heading: 'Registry', markdown: registryTable(registry) });
+  }
+
   log('');
   log(ratioTable(throughput));
+  for (const section of sections) log(`\n${section.markdown}`);
   for (const [name, value] of Object.entries(extra_)) log(`\n${name}: ${JSON.stringify(value)}`);
   mkdirSync(values.out!, { recursive: true });
   const files = writeReport(values.out!, {
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString().slice(0, 10) },
-    settings: { rounds, seconds, workers, quick, wrk: 'wrk -t1 --latency, keep-alive', accessLogs: 'off for every contender' },
+    settings: {
+      rounds, seconds, workers, quick, wrk: 'wrk -t1 --latency, keep-alive', accessLogs: 'off for every contender',
+      ...(certificate === null ? {} : { tls: 'TLS 1.2/1.3, EC P-256 certificate, resumption on; h2load -t1 -m10 -D, p50/p99 from its --log-file' }),
+    },
     throughput,
     extra: extra_,
-    notes: [],
+    sections,
+    notes,
   });
   log(`\nbench: wrote ${files.markdown}, ${files.json}, ${files.svg}`);
 } finally {

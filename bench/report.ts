@@ -9,10 +9,13 @@ export interface Report {
   readonly settings: Record<string, string | number | boolean>;
   readonly throughput: readonly ScenarioResult[];
   readonly extra: Record<string, unknown>;
+  /** Markdown sections of their own (heading, text), after the ratio table. */
+  readonly sections: readonly { readonly heading: string; readonly markdown: string }[];
   readonly notes: readonly string[];
 }
 
 export function ratioTable(results: readonly ScenarioResult[]): string {
+  if (results.length === 0) return '(no throughput scenario ran)';
   const contenders = [...new Set(results.map((r) => r.contender))];
   const scenarios = [...new Set(results.map((r) => r.scenario))];
   const lines = [
@@ -20,11 +23,16 @@ export function ratioTable(results: readonly ScenarioResult[]): string {
     `|---|${contenders.map(() => '---:').join('|')}|${contenders.map(() => '---:').join('|')}|---:|`,
   ];
   for (const scenario of scenarios) {
-    const row = (c: string) => results.find((r) => r.scenario === scenario && r.contender === c)!;
+    const row = (c: string) => results.find((r) => r.scenario === scenario && r.contender === c);
     const base = row('nginx')?.rps ?? NaN;
-    const rps = contenders.map((c) => `${Math.round(row(c).rps).toLocaleString('en-US')} (${(row(c).rps / base).toFixed(2)})`);
-    const p99 = contenders.map((c) => row(c).p99.toFixed(2));
-    const errors = contenders.map((c) => `${c}: ${row(c).errors}`).join(', ');
+    // A contender a scenario does not run on (tug-node on HTTPS: its HTTPS listener is tug's) shows a dash.
+    const cell = (c: string, text: (r: ScenarioResult) => string) => {
+      const r = row(c);
+      return r === undefined ? '—' : text(r);
+    };
+    const rps = contenders.map((c) => cell(c, (r) => `${Math.round(r.rps).toLocaleString('en-US')} (${(r.rps / base).toFixed(2)})`));
+    const p99 = contenders.map((c) => cell(c, (r) => r.p99.toFixed(2)));
+    const errors = contenders.filter((c) => row(c) !== undefined).map((c) => `${c}: ${row(c)!.errors}`).join(', ');
     lines.push(`| ${scenario} | ${rps.join(' | ')} | ${p99.join(' | ')} | ${errors} |`);
   }
   return lines.join('\n');
@@ -46,6 +54,7 @@ export function writeReport(dir: string, report: Report): { json: string; markdo
     '',
     ratioTable(report.throughput),
     '',
+    ...report.sections.flatMap((s) => [`## ${s.heading}`, '', s.markdown, '']),
     ...extras,
     '',
     ...(report.notes.length ? ['## Notes', '', ...report.notes.map((n) => `- ${n}`)] : []),
@@ -55,7 +64,7 @@ export function writeReport(dir: string, report: Report): { json: string; markdo
   return { json, markdown, svg };
 }
 
-const COLORS: Record<string, string> = { nginx: '#009639', tug: '#1f6feb', 'tug-raw': '#8250df', haproxy: '#b08800' };
+const COLORS: Record<string, string> = { nginx: '#009639', tug: '#1f6feb', 'tug-node': '#8250df', haproxy: '#b08800' };
 
 function chart(results: readonly ScenarioResult[]): string {
   const contenders = [...new Set(results.map((r) => r.contender))];

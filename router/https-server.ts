@@ -28,6 +28,7 @@ export class HttpsProxyServer {
   readonly #options: ProxyServerOptions;
   readonly #sockets = new Set<Socket>();
   readonly #sessions = new Set<ServerHttp2Session>();
+  #ticketKeys: Buffer | null = null;
 
   constructor(ctx: ProxyContext, options: ProxyServerOptions, certificates: CertificateStore, log: Logger, upgrade: UpgradeHandler | null = null) {
     this.#ctx = ctx;
@@ -78,6 +79,18 @@ export class HttpsProxyServer {
   /** Serves `spec` to clients without SNI and to names no certificate covers (null: those handshakes fail). */
   setDefaultCertificate(spec: CertificateSpec | null): void {
     this.#server.setSecureContext(spec === null ? { ...TLS_POLICY } : { ...TLS_POLICY, cert: spec.cert, key: spec.key });
+    // A new listener context comes with new random ticket keys: put the shared ones back.
+    if (this.#ticketKeys !== null) this.#server.setTicketKeys(this.#ticketKeys);
+  }
+
+  /**
+   * The keys that encrypt session tickets (48 bytes): the primary gives every worker the same ones,
+   * so a ticket issued by one worker resumes on another. Tickets under the previous keys stop
+   * resuming (one full handshake each): Node's listener holds one key set, no older one to decrypt with.
+   */
+  setTicketKeys(keys: Buffer): void {
+    this.#ticketKeys = keys;
+    this.#server.setTicketKeys(keys);
   }
 
   listen(): Promise<void> {

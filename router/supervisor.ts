@@ -2,8 +2,10 @@
 // listener, and the proxy workers it feeds with table changes over IPC (routes,
 // backends, and the certificates from etcd and --cert/--key files, all checked
 // here first). It restarts a worker that dies, drains all of them on SIGTERM,
-// and sums their metrics on a scrape.
+// and sums their metrics on a scrape. It also owns the TLS session-ticket keys all
+// workers share (see TICKET_KEY_LIFETIME).
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createEtcdClient, surviveStaleWatchResponses } from '../common/etcd-client.ts';
 import { freePort } from '../common/listen-address.ts';
@@ -23,6 +25,16 @@ import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messa
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 
+/**
+ * How long one set of session-ticket keys lives. Every worker gets the same keys (the kernel spreads
+ * a client's connections over all workers, and a ticket must resume on any of them), made here and
+ * never written anywhere. Node's setTicketKeys holds one key set, with no "previous key" still
+ * accepted for decryption, so a rotation costs each client with a live ticket one full handshake;
+ * once a day bounds what a leaked key decrypts (forward secrecy) at that price. Tickets live
+ * Node's default 300 s, so only clients resuming within 5 minutes of a rotation notice it.
+ */
+const TICKET_KEY_LIFETIME = 24 * 60 * 60 * 1000;
+
 export class RouterSupervisor {
   readonly #config: RouterConfig;
   readonly #log: Logger;
@@ -38,6 +50,8 @@ export class RouterSupervisor {
   readonly #listening = new Set<Worker>();
   readonly #metrics = new MetricsAggregator();
   #workerConfig: RouterConfig;
+  #ticketKeys = randomBytes(48);
+  #ticketKeyRotation: NodeJS.Timeout | null = null;
   #stopping: Promise<void> | null = null;
   #restartDelay = 250;
 
@@ -78,6 +92,13 @@ export class RouterSupervisor {
     this.#workerConfig = { ...this.#config, http, https };
     await warmWorkerCompileCache(WORKER_ENTRY);
     cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], silent: false });
+    if (https !== null) {
+      this.#ticketKeyRotation = setInterval(() => {
+        this.#ticketKeys = randomBytes(48);
+        for (const worker of this.#workers) this.#send(worker, this.#ticketKeyMessage());
+        this.#log.info('TLS session-ticket keys rotated');
+      }, TICKET_KEY_LIFETIME).unref();
+    }
     const ready = Promise.all(Array.from({ length: this.#config.workers }, () => this.#fork(true)));
     void this.#sync.start().then(() => {
       if (https !== null && this.#certificates().length === 0) {
@@ -92,6 +113,7 @@ export class RouterSupervisor {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#log.info({ drainTimeout: this.#config.drainTimeout }, 'draining');
+      if (this.#ticketKeyRotation !== null) clearInterval(this.#ticketKeyRotation);
       const exited = [...this.#workers].map((worker) => new Promise<void>((resolve) => {
         worker.once('exit', () => resolve());
         this.#send(worker, { type: 'drain' });
@@ -112,6 +134,8 @@ export class RouterSupervisor {
   #fork(initial: boolean): Promise<void> {
     const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(this.#workerConfig) });
     this.#workers.add(worker);
+    // Before anything else, so that no ticket is issued under a worker's own keys (a restarted worker too).
+    if (this.#workerConfig.https !== null) this.#send(worker, this.#ticketKeyMessage());
     this.#send(worker, { type: 'changes', changes: [...this.#state.values()] });
     return new Promise((resolve, reject) => {
       worker.on('message', (message: ToPrimary) => {
@@ -197,6 +221,10 @@ export class RouterSupervisor {
       });
     }
     return certificates;
+  }
+
+  #ticketKeyMessage(): ToWorker {
+    return { type: 'ticket-keys', keys: this.#ticketKeys.toString('base64') };
   }
 
   #send(worker: Worker, message: ToWorker): void {

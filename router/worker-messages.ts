@@ -7,6 +7,8 @@ import type { WorkerMetricsSnapshot } from './worker-metrics.ts';
 export type ToWorker =
   | { readonly type: 'changes'; readonly changes: readonly TableChange[] }
   | { readonly type: 'metrics-request'; readonly id: number }
+  /** The TLS session-ticket keys every worker shares (48 bytes, base64), so a ticket resumes on any worker. */
+  | { readonly type: 'ticket-keys'; readonly keys: string }
   | { readonly type: 'drain' };
 
 export type ToPrimary =

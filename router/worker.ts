@@ -89,6 +89,8 @@ export async function runWorker(): Promise<void> {
       send({ type: 'metrics', id: message.id, snapshot: metrics.snapshot(table) });
     } else if (message.type === 'drain') {
       drain();
+    } else if (message.type === 'ticket-keys') {
+      for (const server of servers) if (server instanceof HttpsProxyServer) server.setTicketKeys(Buffer.from(message.keys, 'base64'));
     }
   });
   process.on('SIGTERM', drain);

@@ -1,6 +1,7 @@
 // Test certificates made with Debian's openssl: one CA, and leaf certificates
 // for the names a test needs (exact names, `*.domain` wildcards), in a
 // temporary directory removed by close().
+import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -48,7 +49,7 @@ export class TestCertificates {
     await writeFile(extFile, `${san ? `subjectAltName=${san}\n` : ''}basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`);
     await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', `/CN=${commonName}`]);
     await run('openssl', [
-      'x509', '-req', '-in', csrFile, '-CA', this.caFile, '-CAkey', join(this.dir, 'ca.key'), '-CAcreateserial',
+      'x509', '-req', '-in', csrFile, '-CA', this.caFile, '-CAkey', join(this.dir, 'ca.key'), '-set_serial', `0x${randomBytes(16).toString('hex')}`,
       '-sha256', '-days', String(days), '-extfile', extFile, '-out', certFile,
     ]);
     const [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);

@@ -1,0 +1,144 @@
+// The registry scenario: push and pull of a ~100 MiB image with skopeo through
+// `tug registry` on Azurite (the Azure Blob emulator) and through Debian's
+// `docker-registry` (distribution 2.8) on the local filesystem. Times: push,
+// pull with the registry's node cache empty (cold: every blob read from
+// storage), pull again (warm: tug serves from its --cache-dir). Each round
+// pushes a new image (fresh random layers), so no push finds its blobs already
+// there, and restarts tug's registry on an empty cache first; the registries
+// run in alternating order. Medians of the rounds.
+//
+// distribution has no cache of its own: its "cold" pull reads files the kernel
+// most likely still holds in its page cache (the push just wrote them); the
+// bench never drops the page cache (other work shares the machine).
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AzuriteServer } from '../test/helpers/azurite.ts';
+import { DistributionRegistry } from '../test/helpers/distribution.ts';
+import { layoutTag, OciLayoutWriter } from '../test/helpers/oci-layout.ts';
+import { startRegistry, type RegistryProcess } from '../test/helpers/registry.ts';
+import { skopeoCopy } from '../test/helpers/skopeo.ts';
+import { median } from './stats.ts';
+
+export interface RegistryTimes {
+  /** Seconds, one per round. */
+  readonly push: readonly number[];
+  readonly pullCold: readonly number[];
+  readonly pullWarm: readonly number[];
+}
+
+export interface RegistryResult {
+  readonly image: { readonly layers: number; readonly MiB: number };
+  readonly rounds: number;
+  readonly registries: Record<string, RegistryTimes & { readonly median: { push: number; pullCold: number; pullWarm: number } }>;
+}
+
+const TAG = 'v1';
+const LAYERS = 4;
+const LAYER_BYTES = 25 * 1024 * 1024;
+
+interface Target {
+  readonly name: string;
+  host(): string;
+  /** Before a cold pull: empty whatever cache the registry keeps. */
+  emptyCache(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function measureRegistry(rounds: number, progress: (line: string) => void): Promise<RegistryResult> {
+  const work = await mkdtemp(join(tmpdir(), 'tug-bench-registry-'));
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    const azurite = await AzuriteServer.start();
+    closers.push(() => azurite.close());
+    const targets: Target[] = [await tugTarget(azurite, work), await distributionTarget(work)];
+    for (const t of targets) closers.push(() => t.close());
+
+    const times = new Map<string, { push: number[]; pullCold: number[]; pullWarm: number[] }>(targets.map((t) => [t.name, { push: [], pullCold: [], pullWarm: [] }]));
+    for (let round = 0; round < rounds; round++) {
+      const layout = join(work, `image-${round}`);
+      // Incompressible layers (gzip level 1: random bytes do not shrink, no point spending CPU on it).
+      const writer = new OciLayoutWriter(layout);
+      const top = await writer.writeImage(Array.from({ length: LAYERS }, (_, i) => ({ [`layer-${i}.bin`]: randomBytes(LAYER_BYTES) })), undefined, 1);
+      await writer.finish(top, TAG);
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      for (const target of order) {
+        const reference = `docker://${target.host()}/bench/image-${round}:${TAG}`;
+        const t = times.get(target.name)!;
+        t.push.push(await timed(() => skopeoCopy(`oci:${layout}:${TAG}`, reference)));
+        await target.emptyCache();
+        for (const kind of ['pullCold', 'pullWarm'] as const) {
+          const into = join(work, `pull-${target.name}-${round}-${kind}`);
+          try {
+            t[kind].push(await timed(() => skopeoCopy(reference, `oci:${into}:${TAG}`)));
+            // A pull that brought back something else would time nothing worth comparing.
+            const pulled = (await layoutTag(into, TAG)).digest;
+            if (pulled !== top.digest) throw new Error(`${target.name}: pulled ${pulled}, pushed ${top.digest}`);
+          } finally {
+            await rm(into, { recursive: true, force: true });
+          }
+        }
+        progress(`  registry round ${round + 1}/${rounds} ${target.name}: push ${t.push.at(-1)!.toFixed(2)} s, pull cold ${t.pullCold.at(-1)!.toFixed(2)} s, warm ${t.pullWarm.at(-1)!.toFixed(2)} s`);
+      }
+      await rm(layout, { recursive: true, force: true });
+    }
+    const registries: RegistryResult['registries'] = {};
+    for (const [name, t] of times) registries[name] = { ...t, median: { push: median(t.push), pullCold: median(t.pullCold), pullWarm: median(t.pullWarm) } };
+    return { image: { layers: LAYERS, MiB: (LAYERS * LAYER_BYTES) / 2 ** 20 }, rounds, registries };
+  } finally {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** `tug registry` on Azurite with a node cache; emptying the cache means a restart on a new, empty cache dir. */
+async function tugTarget(azurite: AzuriteServer, work: string): Promise<Target> {
+  let caches = 0;
+  const start = (port?: number) => startRegistry({
+    connectionString: azurite.connectionString,
+    ...(port === undefined ? {} : { port }),
+    args: ['--cache-dir', join(work, `tug-cache-${caches++}`), '--no-access-log', '--log-level', 'warn'],
+  });
+  let registry: RegistryProcess = await start();
+  return {
+    name: 'tug registry (Azurite)',
+    host: () => registry.host,
+    async emptyCache() {
+      const port = registry.port;
+      await registry.close();
+      registry = await start(port);
+    },
+    close: () => registry.close(),
+  };
+}
+
+async function distributionTarget(work: string): Promise<Target> {
+  const registry = await DistributionRegistry.start(join(work, 'distribution'));
+  return {
+    name: 'docker-registry (filesystem)',
+    host: () => registry.host,
+    async emptyCache() {},
+    close: () => registry.close(),
+  };
+}
+
+async function timed(action: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await action();
+  return (performance.now() - start) / 1000;
+}
+
+/** The Markdown table of the report. */
+export function registryTable(result: RegistryResult): string {
+  const lines = [
+    `Push and pull with skopeo of a ${result.image.MiB} MiB image (${result.image.layers} layers of random bytes), medians of ${result.rounds} rounds, seconds:`,
+    '',
+    '| registry | push | pull, cold cache | pull, warm cache |',
+    '|---|---:|---:|---:|',
+  ];
+  for (const [name, r] of Object.entries(result.registries)) {
+    lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${r.median.pullCold.toFixed(2)} | ${r.median.pullWarm.toFixed(2)} |`);
+  }
+  return lines.join('\n');
+}
