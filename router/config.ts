@@ -41,6 +41,8 @@ export interface RouterConfig {
   readonly ejectMax: number;
   readonly maxAttempts: number;
   readonly drainTimeout: number;
+  /** On SIGTERM, ms to keep serving (and accepting) with /healthz 503, so the load balancer stops sending first. */
+  readonly drainDelay: number;
   readonly etcdProbeInterval: number;
   readonly accessLog: boolean;
   readonly logLevel: LogLevel;
@@ -86,6 +88,7 @@ export const routerOptions = {
   ejectMax: { flags: '--eject-max <duration>', env: 'TUG_EJECT_MAX', default: '30s', description: 'longest ejection period' },
   maxAttempts: { flags: '--max-attempts <n>', env: 'TUG_MAX_ATTEMPTS', default: '3', description: 'most backends one request may try (1..5)' },
   drainTimeout: { flags: '--drain-timeout <duration>', env: 'TUG_DRAIN_TIMEOUT', default: '10s', description: 'on SIGTERM, longest wait for in-flight requests' },
+  drainDelay: { flags: '--drain-delay <duration>', env: 'TUG_DRAIN_DELAY', default: '0s', description: 'on SIGTERM, keep serving this long with /healthz 503 before draining, so the load balancer\'s probe takes the node out first (its interval × unhealthy threshold)' },
   etcdProbeInterval: { flags: '--etcd-probe-interval <duration>', env: 'TUG_ETCD_PROBE_INTERVAL', default: '1s', description: 'how often etcd reachability and watch progress are checked' },
   accessLog: { flags: '--no-access-log', env: 'TUG_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
@@ -148,6 +151,7 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
     ejectMax: duration('ejectMax'),
     maxAttempts: parseInteger('--max-attempts', get('maxAttempts'), 1, 5),
     drainTimeout: duration('drainTimeout'),
+    drainDelay: parseDuration('--drain-delay', get('drainDelay')),
     etcdProbeInterval: duration('etcdProbeInterval'),
     accessLog: raw.accessLog !== false,
     logLevel,

@@ -63,6 +63,9 @@ export class ProxyServer {
   readonly #ctx: ProxyContext;
   readonly #log: Logger;
   readonly #options: ProxyServerOptions;
+  #draining = false;
+  /** Responses in progress, so that markDraining() can make them close their connection too. */
+  readonly #responses = new Set<ServerResponse>();
 
   constructor(ctx: ProxyContext, options: ProxyServerOptions, log: Logger, upgrade: UpgradeHandler | null = null) {
     this.#ctx = ctx;
@@ -72,7 +75,12 @@ export class ProxyServer {
       ...strictHttp1Options(options),
       noDelay: true,
       shouldUpgradeCallback: (req) => upgrade !== null && isWebSocketUpgrade(req),
-    }, (req, res) => handleRequest(ctx, req, res));
+    }, (req, res) => {
+      if (this.#draining) res.shouldKeepAlive = false;
+      this.#responses.add(res);
+      res.once('close', () => this.#responses.delete(res));
+      handleRequest(ctx, req, res);
+    });
     this.#server.timeout = options.clientIdleTimeout;
     this.#server.on('connection', (socket: Socket) => countConnections(ctx, socket));
     if (upgrade !== null) this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(ctx, req, socket, head));
@@ -84,8 +92,15 @@ export class ProxyServer {
     return listenReusingPort(this.#server, this.#options.address);
   }
 
+  /** From now on every response closes its connection (Connection: close); the listener still accepts. */
+  markDraining(): void {
+    this.#draining = true;
+    for (const res of this.#responses) if (!res.headersSent) res.shouldKeepAlive = false;
+  }
+
   /** Stops accepting, lets in-flight requests finish (at most `timeout` ms), then closes every connection. */
   async close(timeout: number): Promise<void> {
+    this.markDraining();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     const deadline = Date.now() + timeout;

@@ -109,9 +109,18 @@ export class RouterSupervisor {
     this.#log.info({ http: `${http.host}:${http.port}`, https: https === null ? 'off' : `${https.host}:${https.port}`, admin: `${this.#config.admin.host}:${this.#config.admin.port}`, workers: this.#config.workers }, 'router listening');
   }
 
-  /** Graceful stop: /healthz turns 503, workers drain in-flight requests, then everything closes. */
+  /**
+   * Graceful stop: /healthz turns 503 at once, the workers keep serving for --drain-delay (a load
+   * balancer sends new connections until its probe sees the 503; a listener closed before that
+   * refuses them), then they drain in-flight requests, then everything closes.
+   */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      for (const worker of this.#workers) this.#send(worker, { type: 'draining' });
+      if (this.#config.drainDelay > 0) {
+        this.#log.info({ drainDelay: this.#config.drainDelay }, '/healthz is 503; serving until the drain delay ends');
+        await new Promise((resolve) => setTimeout(resolve, this.#config.drainDelay));
+      }
       this.#log.info({ drainTimeout: this.#config.drainTimeout }, 'draining');
       if (this.#ticketKeyRotation !== null) clearInterval(this.#ticketKeyRotation);
       const exited = [...this.#workers].map((worker) => new Promise<void>((resolve) => {

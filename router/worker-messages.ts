@@ -9,6 +9,8 @@ export type ToWorker =
   | { readonly type: 'metrics-request'; readonly id: number }
   /** The TLS session-ticket keys every worker shares (48 bytes, base64), so a ticket resumes on any worker. */
   | { readonly type: 'ticket-keys'; readonly keys: string }
+  /** SIGTERM arrived: keep serving (and accepting) for --drain-delay, but every response now closes its connection. */
+  | { readonly type: 'draining' }
   | { readonly type: 'drain' };
 
 export type ToPrimary =

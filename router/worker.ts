@@ -87,6 +87,9 @@ export async function runWorker(): Promise<void> {
       for (const refused of certificates?.apply(message.changes) ?? []) log.warn({ err: refused }, 'certificate refused by this worker; the previous one keeps serving');
     } else if (message.type === 'metrics-request') {
       send({ type: 'metrics', id: message.id, snapshot: metrics.snapshot(table) });
+    } else if (message.type === 'draining') {
+      // The plain listener answers Connection: close from now on (HTTPS keeps its connections until the drain).
+      for (const server of servers) if ('markDraining' in server) server.markDraining();
     } else if (message.type === 'drain') {
       drain();
     } else if (message.type === 'ticket-keys') {

@@ -18,6 +18,7 @@ declare -A packages=(
   [systemd-analyze]=systemd
   [promtool]=prometheus
   [openssl]=openssl
+  [ip]=iproute2
 )
 
 if [[ $purpose == bench ]]; then

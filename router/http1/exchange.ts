@@ -349,6 +349,7 @@ export class Exchange implements UpstreamUser {
     const failure = classifyUpstreamError(err);
     if (failure.backendFault && backend.recordFailure(Date.now())) {
       this.#ctx.log.warn({ backend: backend.address, service: this.#route.pool.name, until: new Date(backend.ejectedUntil).toISOString(), err: failure.reason }, 'backend ejected');
+      this.#conn.server.poolFor(backend).dropIdle();
     }
     if (this.headSent) {
       // Too late for another status: cut the client off so it sees a truncated response.

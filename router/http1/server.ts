@@ -84,6 +84,11 @@ export class RawProxyServer implements ServerSide {
     }
   }
 
+  /** From now on every response closes its connection (Connection: close); the listener still accepts. */
+  markDraining(): void {
+    this.draining = true;
+  }
+
   /** Stops accepting, lets in-flight requests finish (at most `timeout` ms), then closes every connection. */
   async close(timeout: number): Promise<void> {
     this.draining = true;

@@ -183,6 +183,14 @@ export class UpstreamPool {
     }
   }
 
+  /**
+   * Closes the idle connections (the backend was just ejected: a host that vanished leaves them
+   * looking open, and a request sent on one would wait for the response timeout).
+   */
+  dropIdle(): void {
+    for (const conn of this.#idle.slice()) conn.kill();
+  }
+
   /** Closes idle connections now; busy ones close when their exchange ends. */
   close(): void {
     this.#closed = true;

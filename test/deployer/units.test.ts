@@ -39,7 +39,10 @@ describe('rendered units', () => {
       assert.deepEqual(optionValues(unit.options, 'X-Fleet', 'Global'), ['true']);
       assert.match(optionValues(unit.options, 'Service', 'ExecStart')[0], /^\/usr\/bin\/docker run --rm --name tug-\w+ --net=host .*registry\.example\.com\/tug:0\.1\.0 /);
     }
-    assert.match(optionValues(router.options, 'Service', 'ExecStart')[0], / router --http 0\.0\.0\.0:80 --admin 0\.0\.0\.0:9090 --etcd http:\/\/127\.0\.0\.1:2379 --domain example\.com$/);
+    assert.match(optionValues(router.options, 'Service', 'ExecStart')[0], / router --http 0\.0\.0\.0:80 --admin 0\.0\.0\.0:9090 --etcd http:\/\/127\.0\.0\.1:2379 --drain-delay 11s --domain example\.com$/);
+    // docker's stop timeout covers the drain delay (11 s) and the drain timeout (10 s); systemd's covers docker's.
+    assert.deepEqual(optionValues(router.options, 'Service', 'ExecStop'), ['/usr/bin/docker stop -t 30 tug-router']);
+    assert.deepEqual(optionValues(router.options, 'Service', 'TimeoutStopSec'), ['35']);
     assert.match(optionValues(registry.options, 'Service', 'ExecStart')[0], /--env-file \/etc\/tug\/registry\.env .* registry$/);
   });
 

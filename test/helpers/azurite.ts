@@ -45,6 +45,10 @@ export class AzuriteServer {
     return this.#process !== null;
   }
 
+  get pid(): number | undefined {
+    return this.#process?.pid;
+  }
+
   /** A client for looking at what the registry stored (no retries: a test wants the truth now). */
   container(name: string): ContainerClient {
     return BlobServiceClient.fromConnectionString(this.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(name);

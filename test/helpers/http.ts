@@ -10,10 +10,10 @@ export interface Reply {
   readonly body: string;
 }
 
-export function get(port: number, host: string, path = '/', options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeout?: number } = {}): Promise<Reply> {
+export function get(port: number, host: string, path = '/', options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeout?: number; address?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({
-      host: '127.0.0.1',
+      host: options.address ?? '127.0.0.1',
       port,
       path,
       method: options.method ?? 'GET',

@@ -5,8 +5,8 @@ export interface Sample {
   readonly value: number;
 }
 
-export async function scrape(adminPort: number): Promise<{ text: string; samples: Sample[] }> {
-  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+export async function scrape(adminPort: number, host = '127.0.0.1'): Promise<{ text: string; samples: Sample[] }> {
+  const res = await fetch(`http://${host}:${adminPort}/metrics`);
   const text = await res.text();
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${text}`);
   const samples: Sample[] = [];
