@@ -92,7 +92,7 @@ export const routerOptions = {
   etcdProbeInterval: { flags: '--etcd-probe-interval <duration>', env: 'TUG_ETCD_PROBE_INTERVAL', default: '1s', description: 'how often etcd reachability and watch progress are checked' },
   accessLog: { flags: '--no-access-log', env: 'TUG_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
-  engine: { flags: '--engine <engine>', env: 'TUG_ENGINE', default: 'raw', description: 'plain HTTP/1.1 listener: raw (raw sockets, router/http1/) or node (node:http + undici)' },
+  engine: { flags: '--engine <engine>', env: 'TUG_ENGINE', default: 'raw', description: 'HTTP/1.1 engine, plain and over TLS: raw (raw sockets, router/http1/) or node (node:http + undici)' },
 } as const satisfies Record<RouterOptionName, OptionSpec>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

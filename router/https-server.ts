@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.ts';
+import type { RawProxyServer } from './http1/server.ts';
 import { handleRequest, type ProxyContext } from './proxy-exchange.ts';
 import { countConnections, isWebSocketUpgrade, refuseMalformedRequest, strictHttp1Options, type ProxyServerOptions, type UpgradeHandler } from './proxy-server.ts';
 import type { CertificateStore } from './sni-certificates.ts';
@@ -29,9 +30,12 @@ export class HttpsProxyServer {
   readonly #sockets = new Set<Socket>();
   readonly #sessions = new Set<ServerHttp2Session>();
   #ticketKeys: Buffer | null = null;
+  /** The raw engine, serving the connections that chose HTTP/1.1 (null: node:http serves them). */
+  readonly #http1: RawProxyServer | null;
 
-  constructor(ctx: ProxyContext, options: ProxyServerOptions, certificates: CertificateStore, log: Logger, upgrade: UpgradeHandler | null = null) {
+  constructor(ctx: ProxyContext, options: ProxyServerOptions, certificates: CertificateStore, log: Logger, upgrade: UpgradeHandler | null = null, http1: RawProxyServer | null = null) {
     this.#ctx = ctx;
+    this.#http1 = http1;
     this.#log = log;
     this.#options = options;
     this.#server = createSecureServer({
@@ -63,6 +67,16 @@ export class HttpsProxyServer {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
     });
+    if (http1 !== null) {
+      // node:http2 serves a handshaken connection from its 'secureConnection' listener: h2 stays
+      // with it, HTTP/1.1 (ALPN http/1.1, or none) goes to the raw engine.
+      const [http2Listener] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+      server.removeAllListeners('secureConnection');
+      server.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.alpnProtocol === 'h2') http2Listener.call(server, socket);
+        else http1.adopt(socket);
+      });
+    }
     server.on('sessionError', (err: Error) => this.#log.debug({ err: err.message }, 'HTTP/2 session error'));
     // A failed handshake (no shared protocol or cipher, unknown name without a default, a client
     // that gave up) is the client's problem: count it and drop the connection, without a log line each.
@@ -97,9 +111,15 @@ export class HttpsProxyServer {
     return listenReusingPort(this.#server, this.#options.address);
   }
 
+  /** From now on every HTTP/1.1 response closes its connection (raw engine); the listener still accepts. */
+  markDraining(): void {
+    this.#http1?.markDraining();
+  }
+
   /** Stops accepting, sends GOAWAY, lets in-flight requests finish (at most `timeout` ms), then closes everything. */
   async close(timeout: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const http1 = this.#http1?.close(timeout);
     const deadline = Date.now() + timeout;
     while (this.#ctx.inFlight > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -108,6 +128,7 @@ export class HttpsProxyServer {
     }
     if (this.#ctx.inFlight > 0) this.#log.warn({ inFlight: this.#ctx.inFlight }, 'drain timeout; closing remaining HTTPS connections');
     for (const session of this.#sessions) session.destroy();
+    await http1;
     for (const socket of this.#sockets) socket.destroy();
     await closed;
   }

@@ -52,19 +52,25 @@ export async function runWorker(): Promise<void> {
     clientIdleTimeout: config.clientIdleTimeout,
     keepAliveTimeout: config.keepAliveTimeout,
   });
+  const rawOptions = (address: NonNullable<RouterConfig['https']>) => ({
+    ...listenerOptions(address),
+    upstream: { connectTimeout: config.connectTimeout, keepAliveTimeout: config.upstreamKeepAlive, maxConnections: config.maxConnections },
+  });
   if (config.engine === 'node' || config.https !== null) await loadUpstreamClient();
   const websockets = new WebSocketProxy({ connectTimeout: config.connectTimeout });
   const upgrade = websockets.handleUpgrade.bind(websockets);
   // --engine raw: the raw-socket HTTP/1.1 engine (router/http1/) serves the plain listener; same listen/close.
   const plain = config.engine === 'raw'
-    ? new RawProxyServer(http, { ...listenerOptions(config.http), upstream: { connectTimeout: config.connectTimeout, keepAliveTimeout: config.upstreamKeepAlive, maxConnections: config.maxConnections } }, log, upgrade)
+    ? new RawProxyServer(http, rawOptions(config.http), log, upgrade)
     : new ProxyServer(http, listenerOptions(config.http), log, upgrade);
   const servers: (ProxyServer | HttpsProxyServer | RawProxyServer)[] = [plain];
   let certificates: CertificateStore | null = null;
   if (config.https !== null) {
     let secure: HttpsProxyServer | null = null;
     certificates = new CertificateStore((spec) => secure?.setDefaultCertificate(spec));
-    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, upgrade);
+    // --engine raw serves HTTP/1.1 over TLS too (node:http2 keeps h2).
+    const http1 = config.engine === 'raw' ? new RawProxyServer(https, rawOptions(config.https), log, upgrade) : null;
+    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, upgrade, http1);
     servers.push(secure);
   }
 

@@ -315,12 +315,13 @@ export class ClientConnection {
    * Writes an error response as proxy-exchange's writeError does; returns whether the connection
    * closes after it (an unread body, or a framing-level refusal).
    */
-  writeError(status: number, requestId: string, method: string): boolean {
+  writeError(status: number, requestId: string, method: string, hsts: string | null = null): boolean {
     const text = statusText[status] ?? 'Error';
     const body = `${status} ${text}\n`;
     const close = !this.bodyComplete || status === 400 || status === 501 || status === 505 || this.clientClose || this.server.draining;
     const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
-    this.socket.write(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\n${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
+    const sts = hsts === null ? '' : `strict-transport-security: ${hsts}\r\n`;
+    this.socket.write(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\n${sts}${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
     return close;
   }
 

@@ -197,7 +197,7 @@ export class Exchange implements UpstreamUser {
     const connection = this.#closeClient ? 'close' : this.#minor === 0 ? 'keep-alive' : null;
     this.headSent = true;
     // Written with the first body bytes, in one write when they are few.
-    const { head, length } = clientResponseHead(res, this.#head.requestId, chunked, connection);
+    const { head, length } = clientResponseHead(res, this.#head.requestId, chunked, connection, this.#hsts());
     this.#pendingHead = head.subarray(0, length);
     if (res.framing === NO_BODY || (res.framing === LENGTH && res.contentLength === 0)) {
       this.#flushHead();
@@ -382,9 +382,14 @@ export class Exchange implements UpstreamUser {
   #fail(status: number, reason: string): void {
     this.done = true;
     this.status = status;
-    const close = this.#conn.writeError(status, this.#head.requestId, this.method);
+    const close = this.#conn.writeError(status, this.#head.requestId, this.method, this.#hsts());
     this.#finish(this.#backend, reason);
     this.#conn.exchangeDone(close);
+  }
+
+  /** The route's Strict-Transport-Security on HTTPS (it replaces the backend's), or null. */
+  #hsts(): string | null {
+    return this.#ctx.proto === 'https' ? this.#route.hsts : null;
   }
 
   /** Timeouts, checked by the server's sweep. */

@@ -164,13 +164,17 @@ const REQUEST_ID = 'x-request-id: ';
 const CHUNKED_FIELD = 'transfer-encoding: chunked\r\n';
 const CONNECTION = 'connection: ';
 
+const STS = 'strict-transport-security';
+const STS_FIELD = `${STS}: `;
+
 /**
  * The head for the client, as one Buffer: status line, kept fields copied byte for byte, request id,
- * then our framing and Connection. `room` extra bytes are left free at the end for the caller.
+ * then our framing and Connection. `hsts`: the route's Strict-Transport-Security on HTTPS, which
+ * replaces the backend's (null: the backend's is kept).
  */
-export function clientResponseHead(res: ParsedResponse, requestId: string, chunked: boolean, connection: string | null, room = 0): { head: Buffer; length: number } {
+export function clientResponseHead(res: ParsedResponse, requestId: string, chunked: boolean, connection: string | null, hsts: string | null = null): { head: Buffer; length: number } {
   const buf = res.buf;
-  const fields = res.fields;
+  const fields = hsts === null ? res.fields : withoutField(buf, res.fields, STS);
   // A status line without a reason still gets the SP after the code (RFC 9112 §4).
   const bare = res.statusLineEnd === 12;
   let length = HTTP11.length + res.statusLineEnd - 9 + (bare ? 1 : 0) + 2 + 2;
@@ -178,7 +182,8 @@ export function clientResponseHead(res: ParsedResponse, requestId: string, chunk
   if (!res.hasRequestId) length += REQUEST_ID.length + requestId.length + 2;
   if (chunked) length += CHUNKED_FIELD.length;
   if (connection !== null) length += CONNECTION.length + connection.length + 2;
-  const head = Buffer.allocUnsafe(length + room);
+  if (hsts !== null) length += STS_FIELD.length + hsts.length + 2;
+  const head = Buffer.allocUnsafe(length);
   let at = head.write(HTTP11, 0, 'latin1');
   if (bare) {
     at += buf.copy(head, at, 9, 12);
@@ -192,6 +197,12 @@ export function clientResponseHead(res: ParsedResponse, requestId: string, chunk
   if (!res.hasRequestId) {
     at += head.write(REQUEST_ID, at, 'latin1');
     at += head.write(requestId, at, 'latin1');
+    head[at++] = 13;
+    head[at++] = 10;
+  }
+  if (hsts !== null) {
+    at += head.write(STS_FIELD, at, 'latin1');
+    at += head.write(hsts, at, 'latin1');
     head[at++] = 13;
     head[at++] = 10;
   }
@@ -227,6 +238,12 @@ function keepAliveTimeout(buf: Buffer, start: number, end: number): number {
     n = n * 10 + d;
   }
   return digits === 0 ? -1 : n * 1000;
+}
+
+function withoutField(buf: Buffer, fields: readonly number[], lower: string): number[] {
+  const kept = fields.slice();
+  removeField(buf, kept, lower);
+  return kept;
 }
 
 function removeField(buf: Buffer, fields: number[], lower: string): void {

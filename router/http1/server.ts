@@ -1,8 +1,10 @@
-// The raw-socket HTTP/1.1 listener (--engine raw): net.Server with
-// SO_REUSEPORT, one ClientConnection per socket, one UpstreamPool per Backend,
-// and one sweep timer for every deadline (slow heads, idle keep-alive, client
-// inactivity, upstream response and body timeouts, idle upstream connections).
-// Same listen/close interface as ProxyServer.
+// The raw-socket HTTP/1.1 engine (--engine raw): net.Server with SO_REUSEPORT
+// for plain HTTP, one ClientConnection per socket, one UpstreamPool per
+// Backend, and one sweep timer for every deadline (slow heads, idle keep-alive,
+// client inactivity, upstream response and body timeouts, idle upstream
+// connections). Same listen/close interface as ProxyServer. The HTTPS listener
+// hands it the TLS connections that chose HTTP/1.1 (adopt), without a listener
+// of its own.
 import { listenReusingPort } from '../../common/listen-address.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../common/logger.ts';
@@ -30,7 +32,7 @@ export class RawProxyServer implements ServerSide {
   readonly #options: RawProxyServerOptions;
   readonly #connections = new Set<ClientConnection>();
   readonly #pools = new Map<Backend, UpstreamPool>();
-  #sweeper: NodeJS.Timeout | null = null;
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(ctx: ProxyContext, options: RawProxyServerOptions, log: Logger, upgrade: UpgradeHandler | null = null) {
     this.ctx = ctx;
@@ -50,6 +52,14 @@ export class RawProxyServer implements ServerSide {
       this.#connections.add(new ClientConnection(socket, this));
     });
     this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'proxy listener error'));
+    const interval = Math.max(20, Math.min(100, this.clientHeaderTimeout / 4));
+    this.#sweeper = setInterval(() => this.#sweep(), interval);
+    this.#sweeper.unref();
+  }
+
+  /** Serves a connection another listener accepted (HTTP/1.1 over TLS); that listener counts it. */
+  adopt(socket: Socket): void {
+    this.#connections.add(new ClientConnection(socket, this));
   }
 
   poolFor(backend: Backend): UpstreamPool {
@@ -67,11 +77,8 @@ export class RawProxyServer implements ServerSide {
     this.#connections.delete(conn);
   }
 
-  async listen(): Promise<void> {
-    await listenReusingPort(this.#server, this.#options.address);
-    const interval = Math.max(20, Math.min(100, this.clientHeaderTimeout / 4));
-    this.#sweeper = setInterval(() => this.#sweep(), interval);
-    this.#sweeper.unref();
+  listen(): Promise<void> {
+    return listenReusingPort(this.#server, this.#options.address);
   }
 
   #sweep(): void {
@@ -92,7 +99,7 @@ export class RawProxyServer implements ServerSide {
   /** Stops accepting, lets in-flight requests finish (at most `timeout` ms), then closes every connection. */
   async close(timeout: number): Promise<void> {
     this.draining = true;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const closed = this.#server.listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
     this.#closeIdle();
     const deadline = Date.now() + timeout;
     while (this.ctx.inFlight > 0 && Date.now() < deadline) {
@@ -102,7 +109,7 @@ export class RawProxyServer implements ServerSide {
     if (this.ctx.inFlight > 0) this.#log.warn({ inFlight: this.ctx.inFlight }, 'drain timeout; closing remaining connections');
     for (const conn of this.#connections) conn.destroy();
     this.#connections.clear();
-    if (this.#sweeper !== null) clearInterval(this.#sweeper);
+    clearInterval(this.#sweeper);
     for (const pool of this.#pools.values()) pool.close();
     await closed;
   }

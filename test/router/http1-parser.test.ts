@@ -212,6 +212,18 @@ describe('response head parser', () => {
     assert.equal(empty.head.toString('latin1', 0, empty.length), 'HTTP/1.1 200 \r\nContent-Length: 0\r\nx-request-id: i\r\n\r\n');
   });
 
+  it('replaces the backend\'s Strict-Transport-Security with the route\'s on HTTPS, and keeps it otherwise', () => {
+    const r = parse('HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=5\r\nContent-Length: 0\r\n\r\n');
+    const head = (hsts: string | null) => {
+      const out = clientResponseHead(r, 'i', false, null, hsts);
+      return out.head.toString('latin1', 0, out.length);
+    };
+    assert.equal(head('max-age=600; includeSubDomains'), 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nx-request-id: i\r\nstrict-transport-security: max-age=600; includeSubDomains\r\n\r\n');
+    assert.equal(head(null), 'HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=5\r\nContent-Length: 0\r\nx-request-id: i\r\n\r\n');
+    assert.equal(head('max-age=1'), head('max-age=1'), 'the parsed response is left as it was');
+    assert.equal(r.fields.length, 6);
+  });
+
   it('adds the SP after a status code without a reason', () => {
     const out = clientResponseHead(parse('HTTP/1.1 204\r\n\r\n'), 'i', false, null);
     assert.equal(out.head.toString('latin1', 0, out.length), 'HTTP/1.1 204 \r\nx-request-id: i\r\n\r\n');

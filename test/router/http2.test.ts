@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { readFile } from 'node:fs/promises';
+import { connect as tlsConnect } from 'node:tls';
 import { startBackend, type TestBackend } from '../helpers/backend.ts';
 import { TestCertificates } from '../helpers/certificates.ts';
 import { EtcdServer } from '../helpers/etcd.ts';
@@ -183,6 +184,28 @@ describe('HTTP/2 to clients', () => {
     assert.equal(h1.httpVersion, '1.1');
     assert.equal(h1.status, 200);
     assert.equal(JSON.parse(h1.body).url, '/');
+  });
+
+  it('serves HTTP/1.1 over TLS as strictly as plain HTTP: keep-alive, X-Forwarded-Proto https, smuggling refused', async () => {
+    const exchange = (bytes: string) => new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: router.httpsPort, servername: 'echo.test', ca, ALPNProtocols: ['http/1.1'] }, () => socket.write(bytes));
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => { text += d; });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    const two = await exchange('GET /one HTTP/1.1\r\nHost: echo.test\r\n\r\nGET /two HTTP/1.1\r\nHost: echo.test\r\nConnection: close\r\n\r\n');
+    const answers = two.split(/(?=HTTP\/1\.1 )/);
+    assert.equal(answers.length, 2, two);
+    assert.match(answers[0], /^HTTP\/1\.1 200 /);
+    // The echo's body comes chunked: its one chunk is the JSON.
+    const echoed = JSON.parse(/\{.*\}/s.exec(answers[1])![0]) as { url: string; rawHeaders: string[] };
+    assert.equal(echoed.url, '/two');
+    assert.equal(echoed.rawHeaders[echoed.rawHeaders.findIndex((h) => h.toLowerCase() === 'x-forwarded-proto') + 1], 'https');
+    const smuggled = await exchange('POST / HTTP/1.1\r\nHost: echo.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: echo.test\r\n\r\n');
+    assert.match(smuggled, /^HTTP\/1\.1 400 /);
+    assert.equal(smuggled.split(/(?=HTTP\/1\.1 )/).length, 1, 'one answer, then the connection closes: the smuggled request is never served');
   });
 
   it('refuses a stream with an invalid :authority (400) and keeps serving the connection', async () => {
