@@ -8,12 +8,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FleetDouble } from '../helpers/fleet-double.ts';
 import { FleetClient, FleetError } from '../../deployer/fleet-client.ts';
 import { ExitCodes } from '../../deployer/exit-codes.ts';
+import { TUG } from '../helpers/tug-process.ts';
 
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 const svc = [{ section: 'Service', name: 'ExecStart', value: '/usr/bin/sleep infinity' }];
 
 function tug(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {

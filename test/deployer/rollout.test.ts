@@ -6,15 +6,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'undici';
-import { fileURLToPath } from 'node:url';
 import { EtcdServer } from '../helpers/etcd.ts';
 import { FleetDouble } from '../helpers/fleet-double.ts';
 import { LocalAgent, type ImageBehaviour } from '../helpers/local-agent.ts';
 import { startRouter, type RouterProcess } from '../helpers/router.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ExitCodes } from '../../deployer/exit-codes.ts';
+import { TUG } from '../helpers/tug-process.ts';
 
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 
 /** Runs `tug deploy rollout` as a script would; resolves with its exit code and output. */
 function rollout(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -7,13 +7,12 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { VerifyRoot } from '../helpers/systemd-verify.ts';
 import { renderUnits, renderAppTemplates, instantiate, checkUnits } from '../../units/render.ts';
 import { resolveUnitsConfig, type RawUnitsOptions } from '../../units/units-config.ts';
 import { optionValues, parseUnitFile, serializeUnit } from '../../units/unit-file.ts';
+import { TUG } from '../helpers/tug-process.ts';
 
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 const config = (raw: RawUnitsOptions = {}, app = 'web') => resolveUnitsConfig(app, { image: 'localhost:5000/web:1.0', port: '3000', ...raw });
 
 function tug(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

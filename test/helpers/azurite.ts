@@ -2,13 +2,14 @@
 // package), on a free loopback port with its data in a temporary directory.
 // stop()/resume() keep the port and the data, to simulate a storage outage.
 // The process started here is ended by its pid.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { freePort } from './ports.ts';
+import { RestartableProcess } from './restartable-process.ts';
 import { waitFor } from './wait.ts';
 
 const AZURITE_BLOB = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
@@ -21,14 +22,23 @@ export class AzuriteServer {
   readonly location: string;
   /** The address it listens on (loopback unless start() was given another). */
   readonly host: string;
-  #process: ChildProcess | null = null;
-  #exited: Promise<void> = Promise.resolve();
-  log = '';
+  readonly #process: RestartableProcess;
 
   private constructor(port: number, location: string, host: string) {
     this.port = port;
     this.location = location;
     this.host = host;
+    this.#process = new RestartableProcess(() => spawn(process.execPath, [
+      AZURITE_BLOB,
+      '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--loose',
+      '--blobHost', host, '--blobPort', String(port),
+      '--location', location,
+    ], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  }
+
+  /** Azurite's output so far. */
+  get log(): string {
+    return this.#process.log;
   }
 
   static async start(host = '127.0.0.1'): Promise<AzuriteServer> {
@@ -42,11 +52,11 @@ export class AzuriteServer {
   }
 
   get running(): boolean {
-    return this.#process !== null;
+    return this.#process.running;
   }
 
   get pid(): number | undefined {
-    return this.#process?.pid;
+    return this.#process.pid;
   }
 
   /** A client for looking at what the registry stored (no retries: a test wants the truth now). */
@@ -63,20 +73,10 @@ export class AzuriteServer {
 
   /** Starts (again) on the same port with the same data. */
   async resume(): Promise<void> {
-    if (this.#process) return;
-    const child = spawn(process.execPath, [
-      AZURITE_BLOB,
-      '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--loose',
-      '--blobHost', this.host, '--blobPort', String(this.port),
-      '--location', this.location,
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => { this.log += d; });
-    child.stderr!.on('data', (d) => { this.log += d; });
-    this.#process = child;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.once('exit', () => { if (this.#process === child) this.#process = null; });
+    if (this.#process.running) return;
+    const exited = this.#process.start('azurite');
     await waitFor(async () => {
-      if (this.#process !== child) throw new Error(`azurite exited: ${this.log.slice(-2000)}`);
+      exited();
       const res = await fetch(`http://${this.host}:${this.port}/${ACCOUNT}?comp=list`);
       await res.arrayBuffer();
       return true;
@@ -84,14 +84,8 @@ export class AzuriteServer {
   }
 
   /** Stops the emulator (gracefully, so its data is saved; SIGKILL for a crash) and waits for it to exit. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.#process;
-    if (!child) return;
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await this.#exited;
-    clearTimeout(timer);
-    this.#process = null;
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    return this.#process.stop(signal, 10_000);
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,13 @@
 // A real etcd (Debian's etcd-server) on free loopback ports with a temporary
 // data dir, and Debian's etcdctl to talk to it. Every process started here is
 // ended by its pid in stop()/close().
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports.ts';
+import { RestartableProcess } from './restartable-process.ts';
 import { waitFor } from './wait.ts';
 
 const run = promisify(execFile);
@@ -16,11 +17,9 @@ export class EtcdServer {
   readonly peerPort: number;
   readonly dataDir: string;
   readonly endpoint: string;
-  #process: ChildProcess | null = null;
-  #exited: Promise<void> = Promise.resolve();
-  #root: string;
+  readonly #process: RestartableProcess;
+  readonly #root: string;
   #generation = 0;
-  log = '';
 
   private constructor(root: string, clientPort: number, peerPort: number) {
     this.#root = root;
@@ -28,6 +27,24 @@ export class EtcdServer {
     this.peerPort = peerPort;
     this.dataDir = join(root, 'data');
     this.endpoint = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    this.#process = new RestartableProcess(() => spawn('etcd', [
+      '--name', 'tug-test',
+      '--data-dir', this.dataDir,
+      '--listen-client-urls', this.endpoint,
+      '--advertise-client-urls', this.endpoint,
+      '--listen-peer-urls', peer,
+      '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', `tug-test=${peer}`,
+      // A new token per start: a wiped etcd is a new cluster.
+      '--initial-cluster-token', `tug-test-${this.#generation++}`,
+      '--log-level', 'warn',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  }
+
+  /** etcd's output so far. */
+  get log(): string {
+    return this.#process.log;
   }
 
   static async start(): Promise<EtcdServer> {
@@ -38,44 +55,23 @@ export class EtcdServer {
   }
 
   get running(): boolean {
-    return this.#process !== null;
+    return this.#process.running;
   }
 
   /** Starts (again) on the same ports and data dir. */
   async resume(): Promise<void> {
-    if (this.#process) return;
-    const name = `tug-test-${this.#generation++}`;
-    const peer = `http://127.0.0.1:${this.peerPort}`;
-    const child = spawn('etcd', [
-      '--name', 'tug-test',
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.endpoint,
-      '--advertise-client-urls', this.endpoint,
-      '--listen-peer-urls', peer,
-      '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', `tug-test=${peer}`,
-      '--initial-cluster-token', name,
-      '--log-level', 'warn',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => { this.log += d; });
-    child.stderr!.on('data', (d) => { this.log += d; });
-    this.#process = child;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.once('exit', () => { if (this.#process === child) this.#process = null; });
+    if (this.#process.running) return;
+    const exited = this.#process.start('etcd');
     await waitFor(async () => {
-      if (this.#process !== child) throw new Error(`etcd exited: ${this.log.slice(-2000)}`);
+      exited();
       const res = await fetch(`${this.endpoint}/health`);
       return res.ok && ((await res.json()) as { health: string }).health === 'true';
     }, { timeout: 15_000, interval: 50, what: 'etcd to be healthy' });
   }
 
   /** Stops the process (SIGTERM, or SIGKILL) and waits for it to exit; data is kept. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.#process;
-    if (!child) return;
-    child.kill(signal);
-    await this.#exited;
-    this.#process = null;
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    return this.#process.stop(signal);
   }
 
   /** Stops etcd, deletes its data and starts an empty one on the same ports (a wiped cluster). */

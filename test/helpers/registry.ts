@@ -1,14 +1,13 @@
 // Runs the real `tug registry` as a child process (the entry point operators
 // use) against a test Azurite, and ends it by its pid.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.ts';
+import { TUG, TugProcess, type Spawner } from './tug-process.ts';
 import { waitFor } from './wait.ts';
 
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 const UPLOAD_DIR_PREFIX = 'tug-registry-uploads-';
 
 export interface RegistryOptions {
@@ -26,25 +25,19 @@ export interface RegistryOptions {
   /** Basic-auth credentials the readiness check sends (with `--htpasswd`). */
   readonly credentials?: { readonly user: string; readonly password: string };
   /** Starts the process (e.g. inside a network namespace); node's spawn by default. */
-  readonly spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+  readonly spawn?: Spawner;
 }
 
-export class RegistryProcess {
+export class RegistryProcess extends TugProcess {
   readonly port: number;
   readonly uploadDir: string;
   /** The address it listens on. */
   listenHost = '127.0.0.1';
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  output = '';
 
   constructor(child: ChildProcess, port: number, uploadDir: string) {
-    this.child = child;
+    super(child);
     this.port = port;
     this.uploadDir = uploadDir;
-    child.stdout!.on('data', (d) => { this.output += d; });
-    child.stderr!.on('data', (d) => { this.output += d; });
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
   get url(): string {
@@ -56,15 +49,6 @@ export class RegistryProcess {
     return `${this.listenHost}:${this.port}`;
   }
 
-  logs(): Record<string, unknown>[] {
-    return this.output.split('\n').filter((l) => l.startsWith('{')).map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    });
-  }
 
   /** Stops the registry and removes the upload spool the helper made for it (kept by stop(), for restarts). */
   async close(): Promise<void> {
@@ -72,14 +56,6 @@ export class RegistryProcess {
     if (basename(this.uploadDir).startsWith(UPLOAD_DIR_PREFIX)) await rm(this.uploadDir, { recursive: true, force: true });
   }
 
-  /** SIGTERM (graceful), or SIGKILL (a crash), and wait for exit; returns the exit code. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
-  }
 }
 
 export async function startRegistry(options: RegistryOptions): Promise<RegistryProcess> {

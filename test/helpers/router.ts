@@ -1,11 +1,9 @@
 // Runs the real `tug router` as a child process (the same entry point operators
 // use) against a test etcd, and ends it by its pid.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort } from './ports.ts';
+import { TUG, TugProcess, type Spawner } from './tug-process.ts';
 import { waitFor } from './wait.ts';
-
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 
 export interface RouterOptions {
   readonly etcd: string;
@@ -25,37 +23,18 @@ export interface RouterOptions {
   readonly spawn?: Spawner;
 }
 
-export type Spawner = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
-
-export class RouterProcess {
+export class RouterProcess extends TugProcess {
   readonly httpPort: number;
   readonly adminPort: number;
   /** The address its listeners bind. */
   host = '127.0.0.1';
   /** 0 when the HTTPS listener is off. */
   httpsPort = 0;
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  output = '';
 
   constructor(child: ChildProcess, httpPort: number, adminPort: number) {
-    this.child = child;
+    super(child);
     this.httpPort = httpPort;
     this.adminPort = adminPort;
-    child.stdout!.on('data', (d) => { this.output += d; });
-    child.stderr!.on('data', (d) => { this.output += d; });
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  }
-
-  /** Parsed JSON log lines so far. */
-  logs(): Record<string, unknown>[] {
-    return this.output.split('\n').filter((l) => l.startsWith('{')).map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    });
   }
 
   async health(): Promise<{ status: number; body: Record<string, any> }> {
@@ -66,15 +45,6 @@ export class RouterProcess {
   async routes(): Promise<Record<string, any>> {
     const res = await fetch(`http://${this.host}:${this.adminPort}/routes`);
     return (await res.json()) as Record<string, any>;
-  }
-
-  /** SIGTERM (graceful) and wait for exit; returns the exit code. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
   }
 }
 

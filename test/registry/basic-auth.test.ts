@@ -7,7 +7,6 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { AzuriteServer } from '../helpers/azurite.ts';
@@ -15,8 +14,8 @@ import { OciLayoutWriter } from '../helpers/oci-layout.ts';
 import { errorCode, RegistryClient } from '../helpers/registry-client.ts';
 import { startRegistry, type RegistryProcess } from '../helpers/registry.ts';
 import { skopeo } from '../helpers/skopeo.ts';
+import { TUG } from '../helpers/tug-process.ts';
 
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 
 describe('basic auth', () => {
   let azurite: AzuriteServer;

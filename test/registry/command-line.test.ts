@@ -4,9 +4,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { TUG } from '../helpers/tug-process.ts';
 
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 const CONNECTION = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;';
 
 function tug(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {

@@ -9,15 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { AzuriteServer } from '../helpers/azurite.ts';
 import { layoutBlobs, OciLayoutWriter, readLayoutBlob } from '../helpers/oci-layout.ts';
 import { RegistryClient } from '../helpers/registry-client.ts';
 import { startRegistry, type RegistryProcess } from '../helpers/registry.ts';
 import { skopeoCopy } from '../helpers/skopeo.ts';
+import { TUG } from '../helpers/tug-process.ts';
 
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 const run = promisify(execFile);
 
 interface GcReport {

@@ -10,15 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { ContainerClient } from '@azure/storage-blob';
 import { AzuriteServer } from '../helpers/azurite.ts';
 import { assertSameImage, layoutBlobs, OCI_INDEX, OciLayoutWriter, readLayoutBlob, sha256, type Descriptor } from '../helpers/oci-layout.ts';
 import { startRegistry, type RegistryProcess } from '../helpers/registry.ts';
 import { skopeoCopy } from '../helpers/skopeo.ts';
+import { TUG } from '../helpers/tug-process.ts';
 
-const TUG = fileURLToPath(new URL('../../bin/tug.ts', import.meta.url));
 const run = promisify(execFile);
 const CONTAINER = 'legacy';
 /** distribution 2.x's names: the storage path itself. */

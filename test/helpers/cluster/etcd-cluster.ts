@@ -2,13 +2,14 @@
 // Debian's etcdctl to talk to it from the root namespace. Members are stopped
 // and started again on the same addresses and data (a crash, a restart), and
 // every process started here is ended by its pid.
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../ports.ts';
+import { RestartableProcess } from '../restartable-process.ts';
 import { waitFor } from '../wait.ts';
 import type { ClusterHost, HostsNetwork } from './hosts-network.ts';
 
@@ -20,31 +21,17 @@ export class EtcdMember {
   readonly clientUrl: string;
   readonly peerUrl: string;
   readonly dataDir: string;
-  #process: ChildProcess | null = null;
-  #exited: Promise<void> = Promise.resolve();
-  log = '';
+  readonly #process: RestartableProcess;
 
-  constructor(name: string, host: ClusterHost, clientPort: number, peerPort: number, dataDir: string) {
+  constructor(name: string, host: ClusterHost, clientPort: number, peerPort: number, dataDir: string, network: HostsNetwork, initialCluster: string, token: string) {
     this.name = name;
     this.host = host;
     this.clientUrl = `http://${host.address}:${clientPort}`;
     this.peerUrl = `http://${host.address}:${peerPort}`;
     this.dataDir = dataDir;
-  }
-
-  get running(): boolean {
-    return this.#process !== null;
-  }
-
-  get pid(): number | undefined {
-    return this.#process?.pid;
-  }
-
-  start(network: HostsNetwork, initialCluster: string, token: string): void {
-    if (this.#process) return;
-    const child = network.spawn(this.host, 'etcd', [
-      '--name', this.name,
-      '--data-dir', this.dataDir,
+    this.#process = new RestartableProcess(() => network.spawn(host, 'etcd', [
+      '--name', name,
+      '--data-dir', dataDir,
       '--listen-client-urls', this.clientUrl,
       '--advertise-client-urls', this.clientUrl,
       '--listen-peer-urls', this.peerUrl,
@@ -55,37 +42,39 @@ export class EtcdMember {
       '--heartbeat-interval', '100',
       '--election-timeout', '1000',
       '--log-level', 'warn',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => { this.log += d; });
-    child.stderr!.on('data', (d) => { this.log += d; });
-    this.#process = child;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.once('exit', () => { if (this.#process === child) this.#process = null; });
+    ], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  }
+
+  /** The member's output so far. */
+  get log(): string {
+    return this.#process.log;
+  }
+
+  get running(): boolean {
+    return this.#process.running;
+  }
+
+  get pid(): number | undefined {
+    return this.#process.pid;
+  }
+
+  start(): void {
+    this.#process.start(`etcd member ${this.name}`);
   }
 
   /** Stops the member (SIGKILL: a crash) and waits for it to exit; its data is kept. */
-  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.#process;
-    if (!child) return;
-    child.kill(signal);
-    await this.#exited;
-    this.#process = null;
+  stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return this.#process.stop(signal);
   }
 }
 
 export class EtcdCluster {
   readonly members: readonly EtcdMember[];
-  readonly #network: HostsNetwork;
   readonly #root: string;
-  readonly #initialCluster: string;
-  readonly #token: string;
 
   private constructor(network: HostsNetwork, root: string, members: EtcdMember[]) {
-    this.#network = network;
     this.#root = root;
     this.members = members;
-    this.#initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
-    this.#token = `tug-cluster-${process.pid}`;
     // The network kills the members at exit; their data goes with them.
     network.onRemove(() => rmSync(root, { recursive: true, force: true }));
   }
@@ -93,15 +82,18 @@ export class EtcdCluster {
   /** One member per host, started together; resolves when the cluster has a leader. */
   static async start(network: HostsNetwork): Promise<EtcdCluster> {
     const root = await mkdtemp(join(tmpdir(), 'tug-etcd-cluster-'));
-    const members: EtcdMember[] = [];
+    const specs: { name: string; host: ClusterHost; clientPort: number; peerPort: number }[] = [];
     for (const [i, host] of network.hosts.entries()) {
       // In a namespace the host has its own ports; on loopback they are shared with the machine.
       const clientPort = network.namespaces ? 2379 : await freePort(host.address);
       const peerPort = network.namespaces ? 2380 : await freePort(host.address);
-      members.push(new EtcdMember(`m${i + 1}`, host, clientPort, peerPort, join(root, `m${i + 1}`)));
+      specs.push({ name: `m${i + 1}`, host, clientPort, peerPort });
     }
+    const initialCluster = specs.map((m) => `${m.name}=http://${m.host.address}:${m.peerPort}`).join(',');
+    const token = `tug-cluster-${process.pid}`;
+    const members = specs.map((m) => new EtcdMember(m.name, m.host, m.clientPort, m.peerPort, join(root, m.name), network, initialCluster, token));
     const cluster = new EtcdCluster(network, root, members);
-    for (const member of members) member.start(network, cluster.#initialCluster, cluster.#token);
+    for (const member of members) member.start();
     await cluster.waitHealthy();
     return cluster;
   }
@@ -121,7 +113,7 @@ export class EtcdCluster {
 
   /** Starts a stopped member again on its data. */
   resume(member: EtcdMember): void {
-    member.start(this.#network, this.#initialCluster, this.#token);
+    member.start();
   }
 
   /** Waits until every running member is healthy (the cluster has a leader and quorum). */

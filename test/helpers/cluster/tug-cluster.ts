@@ -10,13 +10,14 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import bcrypt from 'bcryptjs';
 import { AnnouncerProcess } from '../announcer.ts';
 import { AzuriteServer } from '../azurite.ts';
 import { freePort } from '../ports.ts';
 import { startRegistry, type RegistryProcess } from '../registry.ts';
 import { startRouter, type RouterProcess } from '../router.ts';
+import type { Spawner } from '../tug-process.ts';
 import { waitFor } from '../wait.ts';
 import { EtcdCluster } from './etcd-cluster.ts';
 import { HostsNetwork, type ClusterHost } from './hosts-network.ts';
@@ -142,7 +143,7 @@ export class TugCluster {
     await this.lb.waitAllHealthy();
   }
 
-  spawner(host: ClusterHost): (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess {
+  spawner(host: ClusterHost): Spawner {
     return (command, args, options) => this.network.spawn(host, command, args, options);
   }
 
