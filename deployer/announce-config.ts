@@ -1,6 +1,7 @@
 // `tug announce` configuration: the option table (flags, environment variables,
 // documented defaults) and its one validation at start-up.
 import { parseEtcdEndpoints } from '../common/etcd-client.ts';
+import { optionReader } from '../common/option-spec.ts';
 import { configError } from '../common/errors.ts';
 import type { LogLevel } from '../common/logger.ts';
 import { parseDuration, parseInteger } from '../common/units.ts';
@@ -42,11 +43,7 @@ export type RawAnnounceOptions = Partial<Record<keyof typeof announceOptions, st
 const INSTANCE = /^[^/\s]{1,128}$/;
 
 export function resolveAnnounceConfig(raw: RawAnnounceOptions, env: NodeJS.ProcessEnv = process.env): AnnounceConfig {
-  const required = (name: keyof typeof announceOptions): string => {
-    const value = raw[name] ?? announceOptions[name].default;
-    if (value === undefined || value === '') throw configError(`${announceOptions[name].flags.split(' ')[0]} is required`);
-    return value;
-  };
+  const { get: required } = optionReader(announceOptions, raw);
   const service = required('service');
   if (!SERVICE_NAME.test(service)) throw configError(`--service: ${JSON.stringify(service)} is not a service name ([A-Za-z0-9][A-Za-z0-9_.-]*)`);
   const instance = required('instance');

@@ -3,8 +3,8 @@
 // validation each; the unit options of a rollout are units/units-config.ts's.
 import { parseEtcdEndpoints } from '../common/etcd-client.ts';
 import { configError } from '../common/errors.ts';
-import { parseDuration, parseInteger } from '../common/units.ts';
-import type { OptionSpec } from '../common/option-spec.ts';
+import { parseInteger } from '../common/units.ts';
+import { optionReader, type OptionSpec } from '../common/option-spec.ts';
 import { parseFleetEndpoint, type FleetEndpoint } from './fleet-client.ts';
 
 export interface FleetConfig {
@@ -20,9 +20,8 @@ export const fleetOptions = {
 export type RawFleetOptions = Partial<Record<keyof typeof fleetOptions, string>>;
 
 export function resolveFleetConfig(raw: RawFleetOptions): FleetConfig {
-  const requestTimeout = parseDuration('--request-timeout', raw.requestTimeout ?? fleetOptions.requestTimeout.default);
-  if (requestTimeout < 100) throw configError('--request-timeout: at least 100ms');
-  return { endpoint: parseFleetEndpoint(raw.endpoint ?? fleetOptions.endpoint.default), requestTimeout };
+  const { get, duration } = optionReader(fleetOptions, raw);
+  return { endpoint: parseFleetEndpoint(get('endpoint')), requestTimeout: duration('requestTimeout', 100) };
 }
 
 export interface RolloutConfig {
@@ -51,12 +50,7 @@ export const rolloutOptions = {
 export type RawRolloutOptions = Partial<Record<Exclude<keyof typeof rolloutOptions, 'directCheck'>, string>> & { directCheck?: boolean };
 
 export function resolveRolloutConfig(raw: RawRolloutOptions): RolloutConfig {
-  const duration = (name: 'timeout' | 'settle' | 'drain' | 'withdrawTimeout' | 'pollInterval', min: number) => {
-    const flag = rolloutOptions[name].flags.split(' ')[0];
-    const ms = parseDuration(flag, raw[name] ?? rolloutOptions[name].default);
-    if (ms < min) throw configError(`${flag}: at least ${min}ms`);
-    return ms;
-  };
+  const { duration } = optionReader(rolloutOptions, raw);
   if (raw.instances === undefined) throw configError('--instances is required');
   return {
     instances: parseInteger('--instances', raw.instances, 0, 100),

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { configError } from '../common/errors.ts';
 import { parseListenAddress, type ListenAddress } from '../common/listen-address.ts';
 import type { LogLevel } from '../common/logger.ts';
-import { flagName, type OptionSpec } from '../common/option-spec.ts';
-import { parseDuration, parseInteger, parseSize } from '../common/units.ts';
+import { optionReader, type OptionSpec } from '../common/option-spec.ts';
+import { parseInteger, parseSize } from '../common/units.ts';
 
 export interface RegistryConfig {
   readonly listen: ListenAddress;
@@ -61,19 +61,7 @@ const MIN_BLOCK = 64 * 1024;
 export type RawRegistryOptions = Partial<Record<keyof RegistryConfig, string | boolean>>;
 
 export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
-  const get = (name: keyof RegistryConfig): string => {
-    const value = raw[name] ?? registryOptions[name].default;
-    if (value === undefined || typeof value === 'boolean' || (value === '' && registryOptions[name].default === undefined)) {
-      throw configError(`${flagName(registryOptions[name])} is required (or ${registryOptions[name].env})`);
-    }
-    return value;
-  };
-  const flag = (name: keyof RegistryConfig) => flagName(registryOptions[name]);
-  const duration = (name: keyof RegistryConfig) => {
-    const ms = parseDuration(flag(name), get(name));
-    if (ms <= 0) throw configError(`${flag(name)}: must be greater than zero`);
-    return ms;
-  };
+  const { get, duration } = optionReader(registryOptions, raw);
   const logLevel = get('logLevel') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
   const { azureConnectionString, container, rootDirectory, legacyRootPrefix } = resolveStorageOptions(get, raw.legacyRootPrefix);

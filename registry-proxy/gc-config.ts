@@ -3,7 +3,7 @@
 // documented default; validated at start in `resolveGcConfig`.
 import { configError } from '../common/errors.ts';
 import type { LogLevel } from '../common/logger.ts';
-import { flagName, type OptionSpec } from '../common/option-spec.ts';
+import { optionReader, type OptionSpec } from '../common/option-spec.ts';
 import { parseDuration, parseInteger } from '../common/units.ts';
 import { LOG_LEVELS, registryOptions, resolveStorageOptions, type StorageOptions } from './config.ts';
 
@@ -28,13 +28,7 @@ export const gcOptions = {
 export type RawGcOptions = Partial<Record<keyof GcConfig, string | boolean>>;
 
 export function resolveGcConfig(raw: RawGcOptions): GcConfig {
-  const get = (name: keyof GcConfig): string => {
-    const value = raw[name] ?? gcOptions[name].default;
-    if (value === undefined || typeof value === 'boolean' || value === '' && gcOptions[name].default === undefined) {
-      throw configError(`${flagName(gcOptions[name])} is required (or ${gcOptions[name].env})`);
-    }
-    return value;
-  };
+  const { get } = optionReader(gcOptions, raw);
   const logLevel = get('logLevel') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
   const dryRun = raw.dryRun;

@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { parseEtcdEndpoints } from '../common/etcd-client.ts';
+import { optionReader } from '../common/option-spec.ts';
 import { configError } from '../common/errors.ts';
 import { parseListenAddress, type ListenAddress } from '../common/listen-address.ts';
 import type { LogLevel } from '../common/logger.ts';
@@ -102,17 +103,7 @@ const DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0
 export type RawRouterOptions = Partial<Record<RouterOptionName, string | boolean | string[]>>;
 
 export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
-  const get = (name: RouterOptionName): string => {
-    const value = raw[name] ?? routerOptions[name].default;
-    if (value === undefined || typeof value !== 'string') throw configError(`${routerOptions[name].flags} is required`);
-    return value;
-  };
-  const flag = (name: RouterOptionName) => routerOptions[name].flags.split(' ')[0];
-  const duration = (name: RouterOptionName) => {
-    const ms = parseDuration(flag(name), get(name));
-    if (ms <= 0) throw configError(`${flag(name)}: must be greater than zero`);
-    return ms;
-  };
+  const { get, duration } = optionReader(routerOptions, raw);
   const domainValue = raw.domain ?? undefined;
   const domain = typeof domainValue === 'string' && domainValue !== '' ? domainValue.toLowerCase().replace(/\.$/, '') : null;
   if (domain !== null && !DOMAIN.test(domain)) throw configError(`--domain: ${JSON.stringify(domainValue)} is not a domain name`);

@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../common/logger.ts';
 import type { Backend } from './backend.ts';
+import { recordProxied, recordRedirect, recordUnrouted } from './exchange-record.ts';
 import { readRequestHead, responseHeaders, normalizeHost, isValidHost, type RequestHead } from './forward-headers.ts';
 import type { Route, RouteTable } from './route-table.ts';
 import { classifyUpstreamError, statusText } from './upstream-errors.ts';
@@ -264,39 +265,13 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
 
   #finish(backend: Backend | null = this.#backend, error?: string): void {
     this.#ctx.inFlight--;
-    const ms = performance.now() - this.#started;
-    this.#route.pool.metrics.record(backend, this.#status, ms / 1000);
-    const log = this.#ctx.accessLog;
-    if (log === null) return;
-    log.info({
-      method: this.#req.method,
-      host: this.#host,
-      path: this.#path,
-      status: this.#status,
-      bytes: this.#bytes,
-      ms: Math.round(ms * 1000) / 1000,
-      backend: backend?.address,
-      service: this.#route.pool.name,
-      attempts: this.#attempts,
-      id: this.#head.requestId,
-      error,
-    });
+    recordProxied(this.#ctx, this.#route, backend, this.#started, this.#req.method, this.#host, this.#path, this.#status, this.#bytes, this.#attempts, this.#head.requestId, error);
   }
 }
 
 function sendError(ctx: ProxyContext, req: ClientRequest, res: ClientResponse, head: RequestHead, status: number, reason: string, started: number, host: string, path: string): void {
   writeError(req, res, head, status, null);
-  ctx.metrics.countUnrouted(status);
-  ctx.accessLog?.info({
-    method: req.method,
-    host,
-    path,
-    status,
-    bytes: 0,
-    ms: Math.round((performance.now() - started) * 1000) / 1000,
-    id: head.requestId,
-    error: reason,
-  });
+  recordUnrouted(ctx, started, req.method, host, path, status, head.requestId, reason);
 }
 
 /** A 308 to the same URL on HTTPS (the method and body are kept by the client, unlike 301). */
@@ -308,9 +283,7 @@ function sendRedirect(ctx: ProxyContext, req: ClientRequest, response: ClientRes
   const res = response as ServerResponse;
   res.writeHead(308, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
-  const ms = performance.now() - started;
-  route.pool.metrics.record(null, 308, ms / 1000);
-  ctx.accessLog?.info({ method: req.method, host, path, status: 308, bytes: 0, ms: Math.round(ms * 1000) / 1000, service: route.pool.name, id: head.requestId, location });
+  recordRedirect(ctx, route, started, req.method, host, path, head.requestId, location);
 }
 
 function writeError(req: ClientRequest, response: ClientResponse, head: RequestHead, status: number, hsts: string | null): void {

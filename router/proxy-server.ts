@@ -63,9 +63,8 @@ export class ProxyServer {
   readonly #ctx: ProxyContext;
   readonly #log: Logger;
   readonly #options: ProxyServerOptions;
+  /** SIGTERM arrived: every response from now on closes its connection (a response already in flight keeps it; its next request gets the close). */
   #draining = false;
-  /** Responses in progress, so that markDraining() can make them close their connection too. */
-  readonly #responses = new Set<ServerResponse>();
 
   constructor(ctx: ProxyContext, options: ProxyServerOptions, log: Logger, upgrade: UpgradeHandler | null = null) {
     this.#ctx = ctx;
@@ -77,8 +76,6 @@ export class ProxyServer {
       shouldUpgradeCallback: (req) => upgrade !== null && isWebSocketUpgrade(req),
     }, (req, res) => {
       if (this.#draining) res.shouldKeepAlive = false;
-      this.#responses.add(res);
-      res.once('close', () => this.#responses.delete(res));
       handleRequest(ctx, req, res);
     });
     this.#server.timeout = options.clientIdleTimeout;
@@ -95,7 +92,6 @@ export class ProxyServer {
   /** From now on every response closes its connection (Connection: close); the listener still accepts. */
   markDraining(): void {
     this.#draining = true;
-    for (const res of this.#responses) if (!res.headersSent) res.shouldKeepAlive = false;
   }
 
   /** Stops accepting, lets in-flight requests finish (at most `timeout` ms), then closes every connection. */

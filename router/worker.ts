@@ -95,7 +95,7 @@ export async function runWorker(): Promise<void> {
       send({ type: 'metrics', id: message.id, snapshot: metrics.snapshot(table) });
     } else if (message.type === 'draining') {
       // The plain listener answers Connection: close from now on (HTTPS keeps its connections until the drain).
-      for (const server of servers) if ('markDraining' in server) server.markDraining();
+      for (const server of servers) server.markDraining();
     } else if (message.type === 'drain') {
       drain();
     } else if (message.type === 'ticket-keys') {

@@ -7,7 +7,7 @@ import { parseEtcdEndpoints } from '../common/etcd-client.ts';
 import { configError } from '../common/errors.ts';
 import { formatListenAddress, parseListenAddress } from '../common/listen-address.ts';
 import { parseInteger } from '../common/units.ts';
-import type { OptionSpec } from '../common/option-spec.ts';
+import { optionReader, type OptionSpec } from '../common/option-spec.ts';
 import { SERVICE_NAME } from '../router/route-keys.ts';
 
 export interface UnitsConfig {
@@ -52,11 +52,7 @@ const DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0
 const FILE_PATH = /^\/[A-Za-z0-9._/-]+$/;
 
 export function resolveUnitsConfig(app: string, raw: RawUnitsOptions): UnitsConfig {
-  const get = (name: keyof typeof unitsOptions): string => {
-    const value = raw[name] ?? unitsOptions[name].default;
-    if (value === undefined || value === '') throw configError(`${unitsOptions[name].flags.split(' ')[0]} is required`);
-    return value;
-  };
+  const { get } = optionReader(unitsOptions, raw);
   // The app name becomes a unit prefix (no '@'), an etcd service name and a container name.
   if (!APP.test(app) || !SERVICE_NAME.test(app)) throw configError(`<app>: ${JSON.stringify(app)} must be 1..64 of [A-Za-z0-9_.-], starting with a letter or digit`);
   const image = get('image');

@@ -6,6 +6,7 @@
 import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend.ts';
+import { recordRedirect, recordUnrouted } from '../exchange-record.ts';
 import { readRequestHead } from '../forward-headers.ts';
 import { httpsLocation, requestTarget, type ProxyContext } from '../proxy-exchange.ts';
 import type { UpgradeHandler } from '../proxy-server.ts';
@@ -333,25 +334,13 @@ export class ClientConnection {
     const close = !this.bodyComplete || this.clientClose || this.server.draining;
     const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
     this.socket.write(`HTTP/1.1 308 Permanent Redirect\r\nlocation: ${location}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
-    const ms = performance.now() - started;
-    route.pool.metrics.record(null, 308, ms / 1000);
-    ctx.accessLog?.info({ method, host, path, status: 308, bytes: 0, ms: Math.round(ms * 1000) / 1000, service: route.pool.name, id: requestId, location });
+    recordRedirect(ctx, route, started, method, host, path, requestId, location);
     this.exchangeDone(close);
   }
 
   #sendError(method: string, requestId: string, status: number, reason: string, started: number, host: string, path: string): void {
     const close = this.writeError(status, requestId, method);
-    this.server.ctx.metrics.countUnrouted(status);
-    this.server.ctx.accessLog?.info({
-      method,
-      host,
-      path,
-      status,
-      bytes: 0,
-      ms: Math.round((performance.now() - started) * 1000) / 1000,
-      id: requestId,
-      error: reason,
-    });
+    recordUnrouted(this.server.ctx, started, method, host, path, status, requestId, reason);
     this.exchangeDone(close);
   }
 

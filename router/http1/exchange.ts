@@ -7,6 +7,7 @@ import type { Backend } from '../backend.ts';
 import type { RequestHead } from '../forward-headers.ts';
 import type { ProxyContext } from '../proxy-exchange.ts';
 import type { Route } from '../route-table.ts';
+import { recordProxied } from '../exchange-record.ts';
 import { classifyUpstreamError } from '../upstream-errors.ts';
 import { ChunkedDecoder, INVALID } from './chunked.ts';
 import type { ClientConnection } from './connection.ts';
@@ -428,22 +429,6 @@ export class Exchange implements UpstreamUser {
 
   #finish(backend: Backend | null, error?: string): void {
     this.#ctx.inFlight--;
-    const ms = performance.now() - this.#started;
-    this.#route.pool.metrics.record(backend, this.status, ms / 1000);
-    const log = this.#ctx.accessLog;
-    if (log === null) return;
-    log.info({
-      method: this.method,
-      host: this.#host,
-      path: this.#path,
-      status: this.status,
-      bytes: this.#bytes,
-      ms: Math.round(ms * 1000) / 1000,
-      backend: backend?.address,
-      service: this.#route.pool.name,
-      attempts: this.#attempts,
-      id: this.#head.requestId,
-      error,
-    });
+    recordProxied(this.#ctx, this.#route, backend, this.#started, this.method, this.#host, this.#path, this.status, this.#bytes, this.#attempts, this.#head.requestId, error);
   }
 }

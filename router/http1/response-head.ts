@@ -240,10 +240,16 @@ function keepAliveTimeout(buf: Buffer, start: number, end: number): number {
   return digits === 0 ? -1 : n * 1000;
 }
 
-function withoutField(buf: Buffer, fields: readonly number[], lower: string): number[] {
-  const kept = fields.slice();
-  removeField(buf, kept, lower);
-  return kept;
+/** `fields` without those named `lower`; the same array when there are none (no copy per response). */
+function withoutField(buf: Buffer, fields: readonly number[], lower: string): readonly number[] {
+  for (let i = 0; i < fields.length; i += 3) {
+    if (equalsLower(buf, fields[i], fields[i + 1], lower)) {
+      const kept = fields.slice();
+      removeField(buf, kept, lower);
+      return kept;
+    }
+  }
+  return fields;
 }
 
 function removeField(buf: Buffer, fields: number[], lower: string): void {

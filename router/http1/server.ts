@@ -27,7 +27,8 @@ export class RawProxyServer implements ServerSide {
   readonly keepAliveTimeout: number;
   draining = false;
   readonly upgrade: UpgradeHandler | null;
-  readonly #server: Server;
+  /** Its own listener (plain HTTP); null when another listener hands it connections (adopt). */
+  #server: Server | null = null;
   readonly #log: Logger;
   readonly #options: RawProxyServerOptions;
   readonly #connections = new Set<ClientConnection>();
@@ -43,15 +44,6 @@ export class RawProxyServer implements ServerSide {
     this.clientHeaderTimeout = options.clientHeaderTimeout;
     this.clientIdleTimeout = options.clientIdleTimeout;
     this.keepAliveTimeout = options.keepAliveTimeout;
-    this.#server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-      // Open client connections per listener, for /metrics (a WebSocket's until it closes).
-      const counts = ctx.metrics.connections;
-      const listener = ctx.proto;
-      counts[listener]++;
-      socket.once('close', () => counts[listener]--);
-      this.#connections.add(new ClientConnection(socket, this));
-    });
-    this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'proxy listener error'));
     const interval = Math.max(20, Math.min(100, this.clientHeaderTimeout / 4));
     this.#sweeper = setInterval(() => this.#sweep(), interval);
     this.#sweeper.unref();
@@ -78,7 +70,17 @@ export class RawProxyServer implements ServerSide {
   }
 
   listen(): Promise<void> {
-    return listenReusingPort(this.#server, this.#options.address);
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+      // Open client connections per listener, for /metrics (a WebSocket's until it closes).
+      const counts = this.ctx.metrics.connections;
+      const listener = this.ctx.proto;
+      counts[listener]++;
+      socket.once('close', () => counts[listener]--);
+      this.#connections.add(new ClientConnection(socket, this));
+    });
+    server.on('error', (err) => this.#log.error({ err: err.message }, 'proxy listener error'));
+    this.#server = server;
+    return listenReusingPort(server, this.#options.address);
   }
 
   #sweep(): void {
@@ -99,7 +101,8 @@ export class RawProxyServer implements ServerSide {
   /** Stops accepting, lets in-flight requests finish (at most `timeout` ms), then closes every connection. */
   async close(timeout: number): Promise<void> {
     this.draining = true;
-    const closed = this.#server.listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
+    const server = this.#server;
+    const closed = server?.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     this.#closeIdle();
     const deadline = Date.now() + timeout;
     while (this.ctx.inFlight > 0 && Date.now() < deadline) {
