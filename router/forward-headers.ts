@@ -1,15 +1,22 @@
 // Header rules at the proxy boundary, done in one pass over the raw headers:
-// hop-by-hop headers dropped both ways (RFC 9110 §7.6.1), X-Forwarded-* set
-// for the upstream, the request id kept or made, and the checks RFC 9112 asks of
-// an intermediary that llhttp leaves to us (a repeated Host, transfer codings
-// other than chunked, Transfer-Encoding in HTTP/1.0, versions other than 1.x).
-// An HTTP/2 request (node:http2's compatibility API) goes through the same pass:
-// its pseudo-headers are dropped, and `:authority` becomes the upstream's Host.
+// hop-by-hop headers dropped both ways (RFC 9110 §7.6.1), X-Forwarded-* and
+// X-Real-IP set for the upstream (client-sent X-Forwarded-Proto/-Host,
+// X-Real-IP and Forwarded dropped), the request id kept or made, and the checks
+// RFC 9112 asks of an intermediary that the parser leaves to us (a repeated
+// Host, transfer codings other than chunked, Transfer-Encoding in HTTP/1.0,
+// versions other than 1.x). Host and the message framing are never taken from
+// the pass-through list: the router writes them itself, after the headers named
+// in Connection are dropped, so no Connection token can remove them.
+// An HTTP/2 request goes through the same pass: its pseudo-headers are dropped,
+// and `:authority` becomes the upstream's Host.
 import { randomUUID } from 'node:crypto';
 
 /** What the single pass over a request's headers found. */
 export interface RequestHead {
-  /** Headers for the upstream, flat [name, value, ...]. */
+  /**
+   * Headers for the upstream, flat [name, value, ...]: Host and Content-Length (when the client sent
+   * one) included, Transfer-Encoding never (the engine that forwards a chunked body says so itself).
+   */
   headers: string[];
   /** Lowercase host without port ('' when the client sent none). */
   host: string;
@@ -30,10 +37,11 @@ export function isValidHost(host: string): boolean {
 }
 
 /**
- * `versionMajor`/`versionMinor` as llhttp parsed them: 1.0 and 1.1, but also 0.9 and 2.0.
+ * `versionMajor`/`versionMinor` as the parser read them: 1.0 and 1.1, but also 0.9 and 2.0.
  * `http2Body` is null for HTTP/1.x; for an HTTP/2 stream, whether a body follows its headers.
+ * `targetAuthority`: the authority of an absolute-form target, which replaces Host (RFC 9112 §3.2.2).
  */
-export function readRequestHead(raw: readonly string[], versionMajor: number, versionMinor: number, remoteAddress: string, proto: string, http2Body: boolean | null = null): RequestHead {
+export function readRequestHead(raw: readonly string[], versionMajor: number, versionMinor: number, remoteAddress: string, proto: string, http2Body: boolean | null = null, targetAuthority: string | null = null): RequestHead {
   const headers: string[] = [];
   let host: string | null = null;
   let hostCount = 0;
@@ -61,8 +69,7 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
         if (name.toLowerCase() === 'host') {
           hostCount++;
           host = value;
-          // HTTP/2: the authority decides, and goes upstream as the one Host (added below).
-          if (http2Body !== null) continue;
+          continue;
         }
         break;
       case 6:
@@ -76,6 +83,12 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
       case 7: {
         const lower = name.toLowerCase();
         if (lower === 'upgrade' || lower === 'trailer') continue;
+        break;
+      }
+      case 9: {
+        // Client-sent forwarding claims are not trusted (X-Real-IP is set below).
+        const lower = name.toLowerCase();
+        if (lower === 'forwarded' || lower === 'x-real-ip') continue;
         break;
       }
       case 10: {
@@ -93,10 +106,15 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
           continue;
         }
         break;
-      case 14:
-        if (name.toLowerCase() === 'content-length') contentLength = value;
-        else if (name.toLowerCase() === 'http2-settings') continue;
+      case 14: {
+        const lower = name.toLowerCase();
+        if (lower === 'content-length') {
+          contentLength = value;
+          continue;
+        }
+        if (lower === 'http2-settings') continue;
         break;
+      }
       case 15:
         if (name.toLowerCase() === 'x-forwarded-for') {
           forwardedFor = forwardedFor === null ? value : `${forwardedFor}, ${value}`;
@@ -127,11 +145,12 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
     host = authority ?? host;
     hostCount = host === null ? 0 : 1;
     if (host === null) reject = { status: 400, reason: 'HTTP/2 request without :authority or Host' };
-    else headers.push('host', host);
     if (cookie !== null) headers.push('cookie', cookie);
   }
   if (hostCount > 1) reject = { status: 400, reason: 'more than one Host header' };
   else if (host !== null && !HOST_VALUE.test(host)) reject = { status: 400, reason: 'invalid Host header' };
+  // An absolute-form target's authority replaces Host, for routing and upstream alike.
+  if (targetAuthority !== null) host = targetAuthority;
   if (transferEncoding !== null) {
     // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
     if (versionMinor === 0) reject = { status: 400, reason: 'Transfer-Encoding in an HTTP/1.0 request' };
@@ -140,11 +159,15 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
   // llhttp lets `GET / HTTP/2.0` and HTTP/0.9 (`GET /`, no version) through; neither is HTTP/1.x framing.
   if (versionMajor !== 1 && http2Body === null) reject = versionMajor > 1 ? { status: 505, reason: 'unsupported HTTP version' } : { status: 400, reason: 'HTTP/0.9 request' };
 
+  // Only the pass-through list so far: Host, the framing and our own fields are added after.
   if (connection !== null) dropConnectionListed(headers, connection);
+  if (host !== null) headers.push('host', host);
+  if (contentLength !== null) headers.push('content-length', contentLength);
   const id = requestId ?? randomUUID();
   headers.push(
     'x-forwarded-for', forwardedFor === null ? remoteAddress : `${forwardedFor}, ${remoteAddress}`,
     'x-forwarded-proto', proto,
+    'x-real-ip', remoteAddress,
     'x-request-id', id,
   );
   if (host !== null) headers.push('x-forwarded-host', host);
@@ -186,6 +209,8 @@ function dropConnectionListed(headers: string[], connection: string): void {
 }
 
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+/** Framing a Connection token never removes from a response (node:http frames by Content-Length when present). */
+const RESPONSE_FRAMING = 'content-length';
 
 /**
  * Upstream response headers (as parsed by undici: lowercase names) to a flat list for the client.
@@ -199,7 +224,7 @@ export function responseHeaders(parsed: Record<string, string | string[] | undef
     const value = parsed[name];
     if (value === undefined) continue;
     if (RESPONSE_HOP_BY_HOP.has(name)) {
-      if (name === 'connection') listed = String(value).toLowerCase().split(',').map((t) => t.trim());
+      if (name === 'connection') listed = String(value).toLowerCase().split(',').map((t) => t.trim()).filter((t) => t !== RESPONSE_FRAMING);
       continue;
     }
     if (hsts !== null && name === 'strict-transport-security') continue;

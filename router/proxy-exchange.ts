@@ -14,7 +14,8 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from '../common/logger.ts';
 import type { Backend } from './backend.ts';
 import { recordProxied, recordRedirect, recordUnrouted } from './exchange-record.ts';
-import { readRequestHead, responseHeaders, normalizeHost, isValidHost, type RequestHead } from './forward-headers.ts';
+import { responseHeaders, type RequestHead } from './forward-headers.ts';
+import { PROXY, REDIRECT, REFUSE, routeRequest } from './route-request.ts';
 import type { Route, RouteTable } from './route-table.ts';
 import { classifyUpstreamError, statusText } from './upstream-errors.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
@@ -57,48 +58,17 @@ export function handleRequest(ctx: ProxyContext, req: ClientRequest, res: Client
   // be answered, so it must not reach a backend either.
   if (http2Body === null && (req.socket as ClientSocket)[closing] === true) return;
   const started = performance.now();
-  const head = readRequestHead(req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', ctx.proto, http2Body);
-  let path = req.url ?? '/';
-  let host = head.host;
-  if (head.reject !== null) {
-    sendError(ctx, req, res, head, head.reject.status, head.reject.reason, started, host, path);
-    return;
-  }
-  if (path.charCodeAt(0) !== 47 /* / */) {
-    const target = requestTarget(path, host);
-    if (target === null) {
-      sendError(ctx, req, res, head, 400, 'invalid request target', started, host, path);
+  const decision = routeRequest(ctx, req.url ?? '/', req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', http2Body);
+  switch (decision.action) {
+    case REFUSE:
+      sendError(ctx, req, res, decision.head, decision.status, decision.reason, started, decision.host, decision.path);
       return;
-    }
-    host = target.host;
-    path = target.path;
+    case REDIRECT:
+      sendRedirect(ctx, req, res, decision.head, decision.route, decision.host, decision.path, decision.location, started);
+      return;
+    case PROXY:
+      new ProxyExchange(ctx, req, res, decision.head, decision.route, decision.host, decision.path, started).start();
   }
-  const route = ctx.table.resolve(host, path);
-  if (route === null) {
-    sendError(ctx, req, res, head, 404, 'no route', started, host, path);
-    return;
-  }
-  if (route.httpsRedirect && ctx.proto === 'http') {
-    sendRedirect(ctx, req, res, head, route, host, path, started);
-    return;
-  }
-  new ProxyExchange(ctx, req, res, head, route, host, path, started).start();
-}
-
-/**
- * The host and origin-form path a request is for: the target's own authority for the
- * absolute form (RFC 9112 §3.2.2: it wins over Host), else the Host. Null when invalid.
- */
-export function requestTarget(url: string, host: string): { host: string; path: string } | null {
-  if (url.charCodeAt(0) === 47 /* / */) return { host, path: url };
-  const match = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(url);
-  if (match === null || !isValidHost(match[1])) return null;
-  return { host: normalizeHost(match[1]), path: match[2] === '' ? '/' : match[2].charCodeAt(0) === 63 ? `/${match[2]}` : match[2] };
-}
-
-/** The Location of an HTTP→HTTPS redirect for host (lowercase, no port) and path. */
-export function httpsLocation(ctx: ProxyContext, host: string, path: string): string {
-  return ctx.httpsPort === 443 ? `https://${host}${path}` : `https://${host}:${ctx.httpsPort}${path}`;
 }
 
 class ProxyExchange implements Dispatcher.DispatchHandler {
@@ -122,6 +92,8 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
   #status = 0;
   #done = false;
   #clientGone = false;
+  /** The client is not reading: the upstream is paused until it drains. */
+  #clientBlocked = false;
   /** Strict-Transport-Security for this response (HTTPS listener, route with hsts), or null. */
   readonly #hsts: string | null;
 
@@ -168,6 +140,8 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
         headers: this.#head.headers,
         body: this.#head.hasBody ? this.#req : null,
         headersTimeout: route.responseTimeout ?? this.#ctx.responseTimeout,
+        // A body sent after a HEAD response would reach the next request on that connection: not reused.
+        reset: this.#req.method === 'HEAD',
         bodyTimeout: route.idleTimeout ?? this.#ctx.idleTimeout,
       }, this);
     } catch (err) {
@@ -192,8 +166,12 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#bytes += chunk.length;
     if (!this.#res.write(chunk)) {
+      this.#clientBlocked = true;
       controller.pause();
-      this.#res.once('drain', () => controller.resume());
+      this.#res.once('drain', () => {
+        this.#clientBlocked = false;
+        controller.resume();
+      });
     }
   }
 
@@ -216,6 +194,13 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
       return;
     }
     const failure = classifyUpstreamError(err);
+    if (this.#clientBlocked && (err as NodeJS.ErrnoException).code === 'UND_ERR_BODY_TIMEOUT') {
+      // The upstream was silent because the client stopped reading: the client's timeout, not the backend's.
+      this.#done = true;
+      this.#cutClient();
+      this.#finish(backend, 'client stopped reading');
+      return;
+    }
     // A stale keep-alive close counts too: a backend that resets every request must be ejected,
     // and a healthy one's occasional stale close is followed by successes, which clear the count.
     if (failure.backendFault && backend.recordFailure(Date.now())) {
@@ -224,12 +209,7 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#res.headersSent) {
       // Too late for another status: cut the client off so it sees a truncated response, not a complete one.
       this.#done = true;
-      if (this.#head.http2) {
-        // An HTTP/2 stream closed without an error code would look complete: reset it with one.
-        (this.#res as unknown as Http2ServerResponse).stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
-      } else {
-        this.#res.destroy();
-      }
+      this.#cutClient();
       this.#finish(backend, failure.reason);
       return;
     }
@@ -241,6 +221,16 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.#fail(failure.status, failure.reason);
+  }
+
+  /** Ends a response that already started so that the client sees it truncated, never complete. */
+  #cutClient(): void {
+    if (this.#head.http2) {
+      // An HTTP/2 stream closed without an error code would look complete: reset it with one.
+      (this.#res as unknown as Http2ServerResponse).stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+    } else {
+      this.#res.destroy();
+    }
   }
 
   #canRetry(closedUnderRequest: boolean): boolean {
@@ -275,8 +265,7 @@ function sendError(ctx: ProxyContext, req: ClientRequest, res: ClientResponse, h
 }
 
 /** A 308 to the same URL on HTTPS (the method and body are kept by the client, unlike 301). */
-function sendRedirect(ctx: ProxyContext, req: ClientRequest, response: ClientResponse, head: RequestHead, route: Route, host: string, path: string, started: number): void {
-  const location = httpsLocation(ctx, host, path);
+function sendRedirect(ctx: ProxyContext, req: ClientRequest, response: ClientResponse, head: RequestHead, route: Route, host: string, path: string, location: string, started: number): void {
   const body = `308 Permanent Redirect: ${location}\n`;
   const headers = ['location', location, 'content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body)), 'x-request-id', head.requestId];
   closeAfterUnreadBody(req, head, headers, false);

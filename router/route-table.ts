@@ -55,24 +55,27 @@ export class RouteTable {
     }
   }
 
-  /** The route for a lowercase host without port and a request target starting with '/'. */
+  /**
+   * The route for a lowercase host without port and a normalised path starting with '/'. A host
+   * named by an exact rule is owned by the rules: the `<service>.<domain>` mapping never serves it.
+   */
   resolve(host: string, path: string): Route | null {
-    let list = this.#hosts.get(host);
-    let route = list === undefined ? null : matchPrefix(list, path);
+    const exact = this.#hosts.get(host);
+    let route = exact === undefined ? null : matchPrefix(exact, path);
     if (route !== null) return route;
     const dot = host.indexOf('.');
     if (dot > 0) {
-      list = this.#hosts.get(`*${host.slice(dot)}`);
+      const list = this.#hosts.get(`*${host.slice(dot)}`);
       route = list === undefined ? null : matchPrefix(list, path);
       if (route !== null) return route;
       const suffix = this.#domainSuffix;
-      if (suffix !== null && dot === host.length - suffix.length && host.endsWith(suffix)) {
+      if (suffix !== null && exact === undefined && dot === host.length - suffix.length && host.endsWith(suffix)) {
         const pool = this.#services.get(host.slice(0, dot));
         if (pool !== undefined) return this.#domainRoute(pool);
       }
     }
-    list = this.#hosts.get(ANY_HOST);
-    return list === undefined ? null : matchPrefix(list, path);
+    const any = this.#hosts.get(ANY_HOST);
+    return any === undefined ? null : matchPrefix(any, path);
   }
 
   service(name: string): ServicePool | undefined {

@@ -13,8 +13,8 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
-import { readRequestHead } from './forward-headers.ts';
-import { httpsLocation, requestTarget, type ProxyContext } from './proxy-exchange.ts';
+import type { ProxyContext } from './proxy-exchange.ts';
+import { REDIRECT, REFUSE, routeRequest } from './route-request.ts';
 import { GO_AWAY_GRACE, WebSocketTunnel, writeRaw, type TunnelOwner } from './websocket-tunnel.ts';
 
 export interface WebSocketProxyOptions {
@@ -44,25 +44,24 @@ export class WebSocketProxy implements TunnelOwner {
   handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const started = performance.now();
-    const requestHead = readRequestHead(req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', ctx.proto);
-    const target = requestHead.reject === null && req.method === 'GET' ? requestTarget(req.url ?? '/', requestHead.host) : null;
-    if (target === null) {
-      ctx.metrics.countUnrouted(requestHead.reject?.status ?? 400);
-      writeRaw(socket, requestHead.reject?.status ?? 400, requestHead.requestId);
+    const decision = routeRequest(ctx, req.url ?? '/', req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', null);
+    const requestId = decision.head.requestId;
+    if (req.method !== 'GET' && decision.action !== REFUSE) {
+      ctx.metrics.countUnrouted(400);
+      writeRaw(socket, 400, requestId);
       return;
     }
-    const route = ctx.table.resolve(target.host, target.path);
-    if (route === null) {
-      ctx.metrics.countUnrouted(404);
-      writeRaw(socket, 404, requestHead.requestId);
-      return;
+    switch (decision.action) {
+      case REFUSE:
+        ctx.metrics.countUnrouted(decision.status);
+        writeRaw(socket, decision.status, requestId);
+        return;
+      case REDIRECT:
+        decision.route.pool.metrics.count(null, 308);
+        writeRaw(socket, 308, requestId, ['Location', decision.location]);
+        return;
     }
-    if (route.httpsRedirect && ctx.proto === 'http') {
-      route.pool.metrics.count(null, 308);
-      writeRaw(socket, 308, requestHead.requestId, ['Location', httpsLocation(ctx, target.host, target.path)]);
-      return;
-    }
-    const tunnel = new WebSocketTunnel(this, ctx, req, socket, head, requestHead, route, target.host, target.path, started);
+    const tunnel = new WebSocketTunnel(this, ctx, req, socket, head, decision.head, decision.route, decision.host, decision.path, started);
     this.#tunnels.add(tunnel);
     tunnel.connect(null, 0);
   }

@@ -7,9 +7,9 @@ import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend.ts';
 import { recordRedirect, recordUnrouted } from '../exchange-record.ts';
-import { readRequestHead } from '../forward-headers.ts';
-import { httpsLocation, requestTarget, type ProxyContext } from '../proxy-exchange.ts';
+import type { ProxyContext } from '../proxy-exchange.ts';
 import type { UpgradeHandler } from '../proxy-server.ts';
+import { REDIRECT, REFUSE, routeRequest } from '../route-request.ts';
 import type { Route } from '../route-table.ts';
 import { statusText } from '../upstream-errors.ts';
 import { ChunkedDecoder, INVALID } from './chunked.ts';
@@ -61,6 +61,8 @@ export class ClientConnection {
   /** The client asked to close after this exchange (Connection: close, HTTP/1.0, or half-close). */
   clientClose = false;
   #readPaused = false;
+  /** Reading stopped because our own responses are not being read (see #process). */
+  #awaitingDrain = false;
   #minor = 1;
 
   constructor(socket: Socket, server: ServerSide) {
@@ -77,7 +79,7 @@ export class ClientConnection {
 
   readonly #listeners = {
     data: (chunk: Buffer) => this.#onData(chunk),
-    drain: () => this.#exchange?.onClientDrain(),
+    drain: () => this.#onDrain(),
     end: () => this.#onEnd(),
     error: () => {},
     close: () => this.#onClose(),
@@ -133,6 +135,16 @@ export class ClientConnection {
     }
   }
 
+  #onDrain(): void {
+    if (this.#exchange !== null) {
+      this.#exchange.onClientDrain();
+    } else if (this.#awaitingDrain && this.#state === HEAD) {
+      this.#awaitingDrain = false;
+      this.#resume();
+      this.#process();
+    }
+  }
+
   #append(chunk: Buffer): void {
     this.#buf = this.#buf === null ? chunk : Buffer.concat([this.#buf, chunk]);
   }
@@ -157,6 +169,13 @@ export class ClientConnection {
     this.#processing = true;
     try {
       while (this.#state === HEAD && this.#buf !== null) {
+        // Pipelined requests the router answers itself (404, 308, 503...) cost no backend time: without
+        // this bound a client that sends them and never reads would fill our memory with answers.
+        if (this.socket.writableNeedDrain) {
+          this.#awaitingDrain = true;
+          this.#pause();
+          return;
+        }
         let buf = this.#buf;
         // RFC 9112 §2.2: empty lines before a request line are ignored.
         while (buf.length >= 2 && buf[0] === CR && buf[1] === LF) buf = buf.subarray(2);
@@ -201,34 +220,24 @@ export class ClientConnection {
     if (p.chunked) this.#decoder.reset();
     this.#state = this.bodyComplete ? WAIT : BODY;
 
-    const head = readRequestHead(p.raw, 1, p.minor, this.#remote, ctx.proto);
-    if (head.reject !== null) {
-      this.#sendError(p.method, head.requestId, head.reject.status, head.reject.reason, started, head.host, p.target);
+    const decision = routeRequest(ctx, p.target, p.raw, 1, p.minor, this.#remote, null);
+    const { head, host, path } = decision;
+    if (decision.action === REFUSE) {
+      this.#sendError(p.method, head.requestId, decision.status, decision.reason, started, host, path);
       return;
     }
-    // Origin-form, or absolute-form whose authority wins over Host (RFC 9112 §3.2.2).
-    const target = p.target.charCodeAt(0) === 47 /* / */ ? null : requestTarget(p.target, head.host);
-    if (target === null && p.target.charCodeAt(0) !== 47) {
-      this.#sendError(p.method, head.requestId, 400, 'invalid request target', started, head.host, p.target);
+    if (decision.action === REDIRECT) {
+      this.#sendRedirect(p.method, head.requestId, decision.route, host, path, decision.location, started);
       return;
     }
-    const host = target === null ? head.host : target.host;
-    const path = target === null ? p.target : target.path;
-    const route = ctx.table.resolve(host, path);
-    if (route === null) {
-      this.#sendError(p.method, head.requestId, 404, 'no route', started, host, path);
-      return;
-    }
-    if (route.httpsRedirect && ctx.proto === 'http') {
-      this.#sendRedirect(p.method, head.requestId, route, host, path, started);
-      return;
-    }
+    const route = decision.route;
     if (!this.bodyComplete) {
       // The body stays with the client until a backend connection is ready (so that a refused
       // connect can fail over with the body intact).
       this.#pause();
       if (p.expectContinue && p.minor === 1) this.socket.write(CONTINUE);
     }
+    // Host and Content-Length are in head.headers (forward-headers.ts writes them); chunked is ours to say.
     let upstreamHead = `${p.method} ${path} HTTP/1.1\r\n`;
     const headers = head.headers;
     for (let i = 0; i < headers.length; i += 2) upstreamHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -327,9 +336,8 @@ export class ClientConnection {
   }
 
   /** A 308 to the same URL on HTTPS, as proxy-exchange's sendRedirect. */
-  #sendRedirect(method: string, requestId: string, route: Route, host: string, path: string, started: number): void {
+  #sendRedirect(method: string, requestId: string, route: Route, host: string, path: string, location: string, started: number): void {
     const ctx = this.server.ctx;
-    const location = httpsLocation(ctx, host, path);
     const body = `308 Permanent Redirect: ${location}\n`;
     const close = !this.bodyComplete || this.clientClose || this.server.draining;
     const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
@@ -347,6 +355,7 @@ export class ClientConnection {
   /** Refuses a malformed request (as proxy-server.ts' clientError handler does) and closes. */
   refuse(status: number, reason: string): void {
     if (this.#state === CLOSED) return;
+    this.server.ctx.metrics.countUnrouted(status);
     this.server.ctx.accessLog?.info({ status, error: reason, remote: this.#remote }, 'refused malformed request');
     const body = `${status} ${statusText[status]}\n`;
     this.socket.write(`HTTP/1.1 ${status} ${statusText[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);

@@ -130,6 +130,8 @@ export class Exchange implements UpstreamUser {
   onClientDrain(): void {
     if (this.#upstreamPaused) {
       this.#upstreamPaused = false;
+      // The idle timeout measures the backend's silence, which starts again now.
+      if (this.#deadlineKind === BODY) this.#deadline = Date.now() + (this.#route.idleTimeout ?? this.#ctx.idleTimeout);
       this.upstream?.socket.resume();
     }
   }
@@ -162,7 +164,7 @@ export class Exchange implements UpstreamUser {
           continue;
         }
         this.#resBuf = null;
-        this.#startResponse(res);
+        this.#startResponse(res, buf.length - res.headLength);
         if (res.headLength < buf.length && !this.done) this.#body(buf, res.headLength);
         // The head never waits for body bytes that are not here yet.
         this.#flushHead();
@@ -172,7 +174,8 @@ export class Exchange implements UpstreamUser {
     this.#body(chunk, 0);
   }
 
-  #startResponse(res: ParsedResponse): void {
+  /** `leftover`: bytes after the head in this read (body bytes, or bytes that belong to no response). */
+  #startResponse(res: ParsedResponse, leftover: number): void {
     this.#res = res;
     this.status = res.status;
     const conn = this.#conn;
@@ -201,6 +204,8 @@ export class Exchange implements UpstreamUser {
     const { head, length } = clientResponseHead(res, this.#head.requestId, chunked, connection, this.#hsts());
     this.#pendingHead = head.subarray(0, length);
     if (res.framing === NO_BODY || (res.framing === LENGTH && res.contentLength === 0)) {
+      // Bytes after a complete response belong to no request: the connection is not reused.
+      this.#extra = leftover > 0;
       this.#flushHead();
       this.#responseEnd();
       return;
@@ -396,6 +401,13 @@ export class Exchange implements UpstreamUser {
   /** Timeouts, checked by the server's sweep. */
   check(now: number): void {
     if (this.#deadlineKind === NONE || now < this.#deadline || this.done) return;
+    if (this.#upstreamPaused) {
+      // The backend is silent because the client stopped reading: the client's timeout, not the backend's.
+      this.#endEarly();
+      this.#finish(this.#backend, 'client stopped reading');
+      this.#conn.destroy();
+      return;
+    }
     const code = this.#deadlineKind === HEADERS ? 'UND_ERR_HEADERS_TIMEOUT' : 'UND_ERR_BODY_TIMEOUT';
     this.#upstreamFailed(socketError(code === 'UND_ERR_HEADERS_TIMEOUT' ? 'headers timeout' : 'body timeout', code));
   }

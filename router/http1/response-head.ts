@@ -1,7 +1,10 @@
 // The upstream response head: status line, fields and framing (RFC 9112 §6.3),
 // and the head the client gets, rewritten with the rules of forward-headers.ts'
 // responseHeaders: hop-by-hop fields and those named in Connection dropped,
-// X-Request-Id added when the backend set none, framing and Connection our own.
+// X-Request-Id added when the backend set none. Framing (Content-Length,
+// Transfer-Encoding) and Connection are never copied from the backend: the
+// client head states them from what the router parsed and forwards, so no
+// Connection token and no duplicate can leave a response unframed.
 import { CR, equalsLower, FIELD_VALUE, hasToken, LF, TCHAR } from './request-head.ts';
 
 /** How the response body is delimited. */
@@ -110,8 +113,8 @@ export function parseResponseHead(buf: Buffer, requestMethod: string): ParsedRes
             n = n * 10 + d;
           }
           if (contentLength !== -1 && contentLength !== n) return 'conflicting Content-Length';
-          if (contentLength !== -1) keep = false;
           contentLength = n;
+          keep = false;
         }
         break;
       case 16:
@@ -136,13 +139,15 @@ export function parseResponseHead(buf: Buffer, requestMethod: string): ParsedRes
     // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; chunked last or read until close.
     const last = transferEncoding.slice(transferEncoding.lastIndexOf(',') + 1).trim();
     framing = last === 'chunked' ? CHUNKED : UNTIL_CLOSE;
-    if (contentLength !== -1) {
-      contentLength = -1;
-      removeField(buf, fields, 'content-length');
-    }
+    contentLength = -1;
   } else {
     framing = contentLength >= 0 ? LENGTH : UNTIL_CLOSE;
   }
+  // A backend that sends a body where none belongs (HEAD, a 204 or 304 that declares one) may send it
+  // after the head, in a later read, to whichever request uses the connection next: not reused.
+  const strayBody = framing === NO_BODY && status >= 200 && (requestMethod === 'HEAD' || transferEncoding !== null || (status === 204 && contentLength > 0));
+  // A 1xx or 204 never has a Content-Length (RFC 9110 §8.6); HEAD and 304 keep it as metadata.
+  if (status < 200 || status === 204) contentLength = -1;
   let keepAlive = minor === 1;
   // The common case, `Connection: keep-alive` alone, lists no field to drop.
   if (connection !== null && connection !== 'keep-alive') {
@@ -151,6 +156,7 @@ export function parseResponseHead(buf: Buffer, requestMethod: string): ParsedRes
     dropListed(buf, fields, connection);
   }
   if (framing === UNTIL_CLOSE) keepAlive = false;
+  if (strayBody) keepAlive = false;
   // As undici does: trust an announced idle timeout minus 1 s for the race; none left means no reuse.
   if (keepAliveMs >= 0) {
     keepAliveMs -= 1000;
@@ -162,6 +168,7 @@ export function parseResponseHead(buf: Buffer, requestMethod: string): ParsedRes
 const HTTP11 = 'HTTP/1.1 ';
 const REQUEST_ID = 'x-request-id: ';
 const CHUNKED_FIELD = 'transfer-encoding: chunked\r\n';
+const LENGTH_FIELD = 'content-length: ';
 const CONNECTION = 'connection: ';
 
 const STS = 'strict-transport-security';
@@ -169,7 +176,7 @@ const STS_FIELD = `${STS}: `;
 
 /**
  * The head for the client, as one Buffer: status line, kept fields copied byte for byte, request id,
- * then our framing and Connection. `hsts`: the route's Strict-Transport-Security on HTTPS, which
+ * then our framing (`chunked`: re-chunked; else the parsed Content-Length, when there is one) and Connection. `hsts`: the route's Strict-Transport-Security on HTTPS, which
  * replaces the backend's (null: the backend's is kept).
  */
 export function clientResponseHead(res: ParsedResponse, requestId: string, chunked: boolean, connection: string | null, hsts: string | null = null): { head: Buffer; length: number } {
@@ -180,7 +187,9 @@ export function clientResponseHead(res: ParsedResponse, requestId: string, chunk
   let length = HTTP11.length + res.statusLineEnd - 9 + (bare ? 1 : 0) + 2 + 2;
   for (let i = 0; i < fields.length; i += 3) length += fields[i + 2] - fields[i];
   if (!res.hasRequestId) length += REQUEST_ID.length + requestId.length + 2;
+  const contentLength = chunked || res.contentLength < 0 ? '' : String(res.contentLength);
   if (chunked) length += CHUNKED_FIELD.length;
+  else if (contentLength !== '') length += LENGTH_FIELD.length + contentLength.length + 2;
   if (connection !== null) length += CONNECTION.length + connection.length + 2;
   if (hsts !== null) length += STS_FIELD.length + hsts.length + 2;
   const head = Buffer.allocUnsafe(length);
@@ -206,7 +215,14 @@ export function clientResponseHead(res: ParsedResponse, requestId: string, chunk
     head[at++] = 13;
     head[at++] = 10;
   }
-  if (chunked) at += head.write(CHUNKED_FIELD, at, 'latin1');
+  if (chunked) {
+    at += head.write(CHUNKED_FIELD, at, 'latin1');
+  } else if (contentLength !== '') {
+    at += head.write(LENGTH_FIELD, at, 'latin1');
+    at += head.write(contentLength, at, 'latin1');
+    head[at++] = 13;
+    head[at++] = 10;
+  }
   if (connection !== null) {
     at += head.write(CONNECTION, at, 'latin1');
     at += head.write(connection, at, 'latin1');

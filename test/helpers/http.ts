@@ -52,3 +52,71 @@ export function rawExchange(port: number, bytes: string | Buffer, timeout = 3000
     socket.write(bytes);
   });
 }
+
+export interface RawResponse {
+  readonly status: number;
+  /** Header names lowercased; repeated ones joined with ', '. */
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/**
+ * Splits what a server wrote on one connection into responses, strictly by their framing
+ * (Content-Length, chunked, or none for 1xx/204/304 and answers to HEAD: `methods` in request order).
+ * `rest`: bytes after the last complete response; `error`: why the stream stopped parsing.
+ */
+export function parseResponses(text: string, methods: readonly string[] = []): { responses: RawResponse[]; rest: string; error: string | null } {
+  const responses: RawResponse[] = [];
+  let at = 0;
+  while (at < text.length) {
+    const end = text.indexOf('\r\n\r\n', at);
+    if (end < 0) return { responses, rest: text.slice(at), error: 'incomplete head' };
+    const lines = text.slice(at, end).split('\r\n');
+    const status = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0]);
+    if (status === null) return { responses, rest: text.slice(at), error: `not a status line: ${JSON.stringify(lines[0])}` };
+    const headers: Record<string, string> = {};
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    }
+    const code = Number(status[1]);
+    at = end + 4;
+    const method = code >= 200 ? methods[responses.filter((r) => r.status >= 200).length] : undefined;
+    let body = '';
+    if (code < 200 || code === 204 || code === 304 || method === 'HEAD') {
+      body = '';
+    } else if (headers['transfer-encoding'] !== undefined) {
+      if (headers['content-length'] !== undefined) return { responses, rest: text.slice(at), error: 'both Content-Length and Transfer-Encoding' };
+      for (;;) {
+        const lineEnd = text.indexOf('\r\n', at);
+        if (lineEnd < 0) return { responses, rest: text.slice(at), error: 'incomplete chunk' };
+        const size = Number.parseInt(text.slice(at, lineEnd), 16);
+        if (!Number.isFinite(size)) return { responses, rest: text.slice(at), error: 'invalid chunk size' };
+        at = lineEnd + 2;
+        if (size === 0) {
+          const trailerEnd = text.indexOf('\r\n\r\n', at - 2);
+          if (trailerEnd < 0) return { responses, rest: text.slice(at), error: 'incomplete trailers' };
+          at = trailerEnd + 4;
+          break;
+        }
+        body += text.slice(at, at + size);
+        at += size + 2;
+      }
+    } else if (headers['content-length'] !== undefined) {
+      const length = Number(headers['content-length']);
+      if (!/^\d+$/.test(headers['content-length']) || at + length > text.length) return { responses, rest: text.slice(at), error: 'invalid or incomplete Content-Length body' };
+      body = text.slice(at, at + length);
+      at += length;
+    } else {
+      // Until close: the rest is this body, and no response may follow it.
+      body = text.slice(at);
+      at = text.length;
+      responses.push({ status: code, headers, body });
+      return { responses, rest: '', error: headers.connection === 'close' ? null : 'unframed body on a connection left open' };
+    }
+    responses.push({ status: code, headers, body });
+  }
+  return { responses, rest: '', error: null };
+}
