@@ -42,8 +42,7 @@ export class BackendRegistry {
   release(backend: Backend): void {
     if (--backend.refs > 0) return;
     if (this.#backends.get(backend.address) === backend) this.#backends.delete(backend.address);
-    // Drain: requests already on the pool finish; nothing new is routed to it.
-    void backend.close();
+    // Requests already on it finish (its upstream pools close once idle); nothing new is routed to it.
     if (backend.websockets.size > 0) {
       const timer = setTimeout(() => {
         if (this.#draining.get(backend.address)?.backend !== backend) return;
@@ -59,17 +58,10 @@ export class BackendRegistry {
     return this.#backends.size;
   }
 
-  async close(): Promise<void> {
+  /** Forgets every backend and stops the WebSocket drain timers. */
+  close(): void {
     for (const { timer } of this.#draining.values()) clearTimeout(timer);
     this.#draining.clear();
-    await Promise.all([...this.#backends.values()].map((b) => b.close()));
-    this.#backends.clear();
-  }
-
-  async destroy(err?: Error): Promise<void> {
-    for (const { timer } of this.#draining.values()) clearTimeout(timer);
-    this.#draining.clear();
-    await Promise.all([...this.#backends.values()].map((b) => b.destroy(err)));
     this.#backends.clear();
   }
 }

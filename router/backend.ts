@@ -2,26 +2,8 @@
 // Config (which service, which instance, what weight) lives in ServicePool; this
 // object is shared by every instance entry with the same address, so a route or
 // weight update never resets a backend's health or drops its keep-alive pool.
-import type { Pool } from 'undici';
-
-let PoolClass: typeof Pool | null = null;
-
-/**
- * Loads undici, the upstream client of the node engine and of HTTPS/HTTP/2. A worker that serves
- * plain HTTP with the raw engine only never loads it (~21 MiB of RSS per worker, mostly its llhttp
- * WebAssembly).
- */
-export async function loadUpstreamClient(): Promise<void> {
-  PoolClass ??= (await import('undici')).Pool;
-}
-
+/** Passive health settings (the connection settings belong to the upstream pools, http1/upstream-pool.ts). */
 export interface BackendOptions {
-  /** TCP connect timeout, ms. */
-  readonly connectTimeout: number;
-  /** How long an idle upstream keep-alive connection is kept, ms. */
-  readonly keepAliveTimeout: number;
-  /** Cap on open connections per backend; 0 = no cap. */
-  readonly maxConnections: number;
   /** Consecutive transport failures that eject a backend. */
   readonly maxFails: number;
   /** First ejection period, ms; each ejection in a row doubles it up to ejectMax. */
@@ -39,7 +21,6 @@ export class Backend {
   readonly host: string;
   readonly port: number;
   readonly address: string;
-  readonly origin: string;
   /** Requests in flight, for least-connections and draining. */
   active = 0;
   consecutiveFailures = 0;
@@ -54,26 +35,12 @@ export class Backend {
   /** Open WebSockets through this backend; they outlive its removal from the table (see BackendRegistry). */
   readonly websockets = new Set<DrainableConnection>();
   readonly #options: BackendOptions;
-  #dispatcher: Pool | undefined;
 
   constructor(host: string, port: number, options: BackendOptions) {
     this.host = host;
     this.port = port;
     this.address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    this.origin = `http://${this.address}`;
     this.#options = options;
-  }
-
-  /** The keep-alive pool, created on first use so a process that only reads the table opens nothing. */
-  get dispatcher(): Pool {
-    if (PoolClass === null) throw new Error('undici is not loaded: call loadUpstreamClient() first');
-    return (this.#dispatcher ??= new PoolClass(this.origin, {
-      connect: { timeout: this.#options.connectTimeout },
-      connections: this.#options.maxConnections || null,
-      keepAliveTimeout: this.#options.keepAliveTimeout,
-      keepAliveMaxTimeout: this.#options.keepAliveTimeout,
-      pipelining: 1,
-    }));
   }
 
   isEjected(now: number): boolean {
@@ -98,18 +65,5 @@ export class Backend {
     // On probation after the period: one more failure ejects it again, for longer.
     this.consecutiveFailures = this.#options.maxFails - 1;
     return true;
-  }
-
-  /** Lets in-flight requests finish, then closes the pool. */
-  async close(): Promise<void> {
-    const pool = this.#dispatcher;
-    this.#dispatcher = undefined;
-    if (pool && !pool.closed) await pool.close().catch(() => {});
-  }
-
-  async destroy(err?: Error): Promise<void> {
-    const pool = this.#dispatcher;
-    this.#dispatcher = undefined;
-    if (pool && !pool.destroyed) await pool.destroy(err ?? null).catch(() => {});
   }
 }

@@ -47,7 +47,6 @@ export interface RouterConfig {
   readonly etcdProbeInterval: number;
   readonly accessLog: boolean;
   readonly logLevel: LogLevel;
-  readonly engine: 'node' | 'raw';
 }
 
 export interface OptionSpec {
@@ -93,7 +92,6 @@ export const routerOptions = {
   etcdProbeInterval: { flags: '--etcd-probe-interval <duration>', env: 'TUG_ETCD_PROBE_INTERVAL', default: '1s', description: 'how often etcd reachability and watch progress are checked' },
   accessLog: { flags: '--no-access-log', env: 'TUG_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
-  engine: { flags: '--engine <engine>', env: 'TUG_ENGINE', default: 'raw', description: 'HTTP/1.1 engine, plain and over TLS: raw (raw sockets, router/http1/) or node (node:http + undici)' },
 } as const satisfies Record<RouterOptionName, OptionSpec>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -109,8 +107,6 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
   if (domain !== null && !DOMAIN.test(domain)) throw configError(`--domain: ${JSON.stringify(domainValue)} is not a domain name`);
   const logLevel = get('logLevel') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
-  const engine = get('engine');
-  if (engine !== 'node' && engine !== 'raw') throw configError('--engine: expected node or raw');
   const workersRaw = get('workers');
   const etcdPrefix = get('etcdPrefix');
   if (etcdPrefix !== '' && !/^\/[\x21-\x7e]*[^/]$/.test(etcdPrefix)) throw configError('--etcd-prefix: must start with / and not end with /');
@@ -146,7 +142,6 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
     etcdProbeInterval: duration('etcdProbeInterval'),
     accessLog: raw.accessLog !== false,
     logLevel,
-    engine,
   };
   if (config.maxHeaderSize < 1024 || config.maxHeaderSize > 1024 * 1024) throw configError('--max-header-size: must be between 1KiB and 1MiB');
   if (config.ejectMax < config.ejectBase) throw configError('--eject-max: must not be shorter than --eject-time');

@@ -3,7 +3,7 @@
 // README's). Positional arguments: this runs once per request, and allocates
 // nothing unless the access log is on.
 import type { Backend } from './backend.ts';
-import type { ProxyContext } from './proxy-exchange.ts';
+import type { ProxyContext } from './proxy-context.ts';
 import type { Route } from './route-table.ts';
 
 /** A proxied request (any status, also 502/503/504 and 499), from its head (`started`, performance.now()) to its end. */

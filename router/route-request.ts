@@ -6,7 +6,7 @@
 // only parse, frame and write what this decides.
 // Never: write to a socket, or look at a backend.
 import { readRequestHead, type RequestHead } from './forward-headers.ts';
-import type { ProxyContext } from './proxy-exchange.ts';
+import type { ProxyContext } from './proxy-context.ts';
 import { parseRequestTarget } from './request-target.ts';
 import type { Route } from './route-table.ts';
 

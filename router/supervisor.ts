@@ -61,7 +61,7 @@ export class RouterSupervisor {
     this.#log = log.child({ component: 'router' });
     this.#etcd = createEtcdClient(config.etcd);
     this.#table = new RouteTable(new BackendRegistry({
-      connectTimeout: 1, keepAliveTimeout: 1, maxConnections: 0, maxFails: 1, ejectBase: 1, ejectMax: 1,
+      maxFails: 1, ejectBase: 1, ejectMax: 1,
     }), config.domain);
     this.#keys = new RouteKeys(config.etcdPrefix);
     this.#sync = new EtcdSync(this.#etcd, this.#keys, log.child({ component: 'etcd-sync' }), {

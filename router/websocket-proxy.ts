@@ -13,9 +13,12 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
-import type { ProxyContext } from './proxy-exchange.ts';
+import type { ProxyContext } from './proxy-context.ts';
 import { REDIRECT, REFUSE, routeRequest } from './route-request.ts';
 import { GO_AWAY_GRACE, WebSocketTunnel, writeRaw, type TunnelOwner } from './websocket-tunnel.ts';
+
+/** Takes a WebSocket upgrade request and its socket (detached from the HTTP/1.1 engine). */
+export type UpgradeHandler = (ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface WebSocketProxyOptions {
   /** Upstream TCP connect timeout, ms. */

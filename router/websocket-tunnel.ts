@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { ProxyServer, ServerOptions } from 'http-proxy-3';
 import type { Backend, DrainableConnection } from './backend.ts';
 import type { RequestHead } from './forward-headers.ts';
-import type { ProxyContext } from './proxy-exchange.ts';
+import type { ProxyContext } from './proxy-context.ts';
 import type { Route } from './route-table.ts';
 import { classifyUpstreamError, statusText } from './upstream-errors.ts';
 import { closeFrame, FrameBoundaryTracker, GOING_AWAY } from './websocket-frames.ts';
@@ -153,7 +153,7 @@ export class WebSocketTunnel implements DrainableConnection {
     req.url = this.#path;
     req.headers = upgradeHeaders(this.#requestHead.headers, req.headers.upgrade);
     this.#owner.track(upstream, this);
-    const options = { target: backend.origin, agent: new ConnectedSocketAgent(upstream), tunnel: this } as ServerOptions;
+    const options = { target: `http://${backend.address}`, agent: new ConnectedSocketAgent(upstream), tunnel: this } as ServerOptions;
     this.#owner.proxy.ws(req, this.#socket as Socket, this.#head, options, (err: Error) => this.#onProxyError(err));
   }
 

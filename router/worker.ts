@@ -3,13 +3,11 @@
 // itself; it answers the primary's metrics requests with a snapshot.
 import { formatListenAddress } from '../common/listen-address.ts';
 import { createLogger } from '../common/logger.ts';
-import { loadUpstreamClient } from './backend.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
 import { HttpsProxyServer } from './https-server.ts';
-import type { ProxyContext } from './proxy-exchange.ts';
-import { ProxyServer, type ProxyServerOptions } from './proxy-server.ts';
-import { RawProxyServer } from './http1/server.ts';
+import type { ProxyContext } from './proxy-context.ts';
+import { Http1Server, type Http1ServerOptions } from './http1/server.ts';
 import { RouteTable } from './route-table.ts';
 import { CertificateStore } from './sni-certificates.ts';
 import { WebSocketProxy } from './websocket-proxy.ts';
@@ -23,9 +21,6 @@ export async function runWorker(): Promise<void> {
   const log = root.child({ component: 'router-worker' });
   const send = (message: ToPrimary) => process.send?.(message);
   const registry = new BackendRegistry({
-    connectTimeout: config.connectTimeout,
-    keepAliveTimeout: config.upstreamKeepAlive,
-    maxConnections: config.maxConnections,
     maxFails: config.maxFails,
     ejectBase: config.ejectBase,
     ejectMax: config.ejectMax,
@@ -45,32 +40,24 @@ export async function runWorker(): Promise<void> {
     inFlight: 0,
   };
   const https: ProxyContext = { ...http, proto: 'https', inFlight: 0 };
-  const listenerOptions = (address: NonNullable<RouterConfig['https']>): ProxyServerOptions => ({
+  const listenerOptions = (address: NonNullable<RouterConfig['https']>): Http1ServerOptions => ({
     address,
     maxHeaderSize: config.maxHeaderSize,
     clientHeaderTimeout: config.clientHeaderTimeout,
     clientIdleTimeout: config.clientIdleTimeout,
     keepAliveTimeout: config.keepAliveTimeout,
-  });
-  const rawOptions = (address: NonNullable<RouterConfig['https']>) => ({
-    ...listenerOptions(address),
     upstream: { connectTimeout: config.connectTimeout, keepAliveTimeout: config.upstreamKeepAlive, maxConnections: config.maxConnections },
   });
-  if (config.engine === 'node' || config.https !== null) await loadUpstreamClient();
   const websockets = new WebSocketProxy({ connectTimeout: config.connectTimeout });
   const upgrade = websockets.handleUpgrade.bind(websockets);
-  // --engine raw: the raw-socket HTTP/1.1 engine (router/http1/) serves the plain listener; same listen/close.
-  const plain = config.engine === 'raw'
-    ? new RawProxyServer(http, rawOptions(config.http), log, upgrade)
-    : new ProxyServer(http, listenerOptions(config.http), log, upgrade);
-  const servers: (ProxyServer | HttpsProxyServer | RawProxyServer)[] = [plain];
+  const servers: (Http1Server | HttpsProxyServer)[] = [new Http1Server(http, listenerOptions(config.http), log, upgrade)];
   let certificates: CertificateStore | null = null;
   if (config.https !== null) {
     let secure: HttpsProxyServer | null = null;
     certificates = new CertificateStore((spec) => secure?.setDefaultCertificate(spec));
-    // --engine raw serves HTTP/1.1 over TLS too (node:http2 keeps h2).
-    const http1 = config.engine === 'raw' ? new RawProxyServer(https, rawOptions(config.https), log, upgrade) : null;
-    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, upgrade, http1);
+    // HTTP/1.1 over TLS goes to an HTTP/1.1 engine of its own (HTTPS context, its own pools for h2 too).
+    const http1 = new Http1Server(https, listenerOptions(config.https), log, upgrade);
+    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, http1);
     servers.push(secure);
   }
 
@@ -82,7 +69,7 @@ export async function runWorker(): Promise<void> {
       const closing = websockets.close('router shutting down');
       await Promise.all(servers.map((server) => server.close(config.drainTimeout)));
       await closing;
-      await registry.close();
+      registry.close();
       log.flush();
       process.exit(0);
     })();

@@ -9,7 +9,4 @@ echo "test: type check (tsc --noEmit)" >&2
 tsc --noEmit -p .
 echo "test: node --test ($(node --version))" >&2
 # Files run one at a time: several tests measure latency and must not share 2 cores with a 1 GiB stream.
-node --test --test-concurrency=1 --test-timeout=120000 "test/**/*.test.ts"
-# The router battery again against the node:http + undici engine (--engine node; raw is the default).
-echo "test: router tests with TUG_TEST_ENGINE=node" >&2
-TUG_TEST_ENGINE=node exec node --test --test-concurrency=1 --test-timeout=120000 "test/router/*.test.ts"
+exec node --test --test-concurrency=1 --test-timeout=120000 "test/**/*.test.ts"

@@ -1,20 +1,23 @@
-// One client connection of the raw engine: reads request heads (strictly, see
-// request-head.ts), refuses malformed ones the way proxy-server.ts does,
-// frames and validates request bodies while forwarding them, runs one
-// Exchange at a time (pipelined requests wait in the buffer, in order), and
-// keeps the connection alive between requests within --keep-alive-timeout.
+// One HTTP/1.1 client connection (plain or over TLS): the HTTP/1.1 adapter of
+// the request core. It reads request heads (strictly, see request-head.ts),
+// refuses malformed ones, frames and validates request bodies while forwarding
+// them, frames responses (head bytes, chunked passed through or decoded for
+// HTTP/1.0), runs one core Exchange at a time (pipelined requests wait in the
+// buffer, in order), and keeps the connection alive within --keep-alive-timeout.
 import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Backend } from '../backend.ts';
 import { recordRedirect, recordUnrouted } from '../exchange-record.ts';
-import type { ProxyContext } from '../proxy-exchange.ts';
-import type { UpgradeHandler } from '../proxy-server.ts';
+import type { ClientSide } from '../core/client-side.ts';
+import { Exchange, upstreamRequestHead } from '../core/exchange.ts';
+import type { ProxyContext } from '../proxy-context.ts';
+import type { UpgradeHandler } from '../websocket-proxy.ts';
 import { REDIRECT, REFUSE, routeRequest } from '../route-request.ts';
 import type { Route } from '../route-table.ts';
 import { statusText } from '../upstream-errors.ts';
 import { ChunkedDecoder, INVALID } from './chunked.ts';
-import { Exchange } from './exchange.ts';
 import { CR, LF, parseRequestHead, type ParsedRequest } from './request-head.ts';
+import { CHUNKED, clientResponseHead, UNTIL_CLOSE, type ParsedResponse } from './response-head.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 
 /** What a connection needs from its server. */
@@ -37,8 +40,10 @@ const WAIT = 2;
 const CLOSED = 3;
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** Largest head plus first body piece copied into one buffer (Buffer.allocUnsafe pools below 4 KiB). */
+const COALESCE_MAX = 4095;
 
-export class ClientConnection {
+export class ClientConnection implements ClientSide {
   readonly server: ServerSide;
   readonly socket: Socket;
   readonly #remote: string;
@@ -64,6 +69,10 @@ export class ClientConnection {
   /** Reading stopped because our own responses are not being read (see #process). */
   #awaitingDrain = false;
   #minor = 1;
+  /** The response in progress closes the connection when it ends. */
+  #closeAfter = false;
+  /** The client response head, until the first body bytes go with it. */
+  #pendingHead: Buffer | null = null;
 
   constructor(socket: Socket, server: ServerSide) {
     this.socket = socket;
@@ -237,18 +246,21 @@ export class ClientConnection {
       this.#pause();
       if (p.expectContinue && p.minor === 1) this.socket.write(CONTINUE);
     }
-    // Host and Content-Length are in head.headers (forward-headers.ts writes them); chunked is ours to say.
-    let upstreamHead = `${p.method} ${path} HTTP/1.1\r\n`;
-    const headers = head.headers;
-    for (let i = 0; i < headers.length; i += 2) upstreamHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    upstreamHead += p.chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n';
-    const exchange = new Exchange(this, ctx, p.method, head, route, host, path, started, upstreamHead, p.minor);
+    const exchange = new Exchange(this, ctx, p.method, head, route, host, path, started, upstreamRequestHead(p.method, path, head.headers, p.chunked));
     this.#exchange = exchange;
     exchange.start();
   }
 
+  poolFor(backend: Backend): UpstreamPool {
+    return this.server.poolFor(backend);
+  }
+
+  get writePending(): boolean {
+    return this.socket.writableLength > 0;
+  }
+
   /** Forwards the body bytes buffered so far to the exchange's new upstream connection, and reads on. */
-  pumpBody(): void {
+  sendBody(): void {
     if (this.#state === BODY && this.#buf !== null) {
       const buf = this.#buf;
       this.#buf = null;
@@ -288,7 +300,7 @@ export class ClientConnection {
   }
 
   /** The upstream connection drained: read more of the request body. */
-  resumeFromUpstream(): void {
+  resumeBody(): void {
     if (this.#state === BODY) this.#resume();
   }
 
@@ -305,8 +317,74 @@ export class ClientConnection {
     this.refuse(400, reason);
   }
 
-  /** Called by the exchange once its response is complete (or it wrote an error). */
-  exchangeDone(close: boolean): void {
+  respond(res: ParsedResponse, requestId: string, hsts: string | null): boolean {
+    let passChunks = true;
+    let chunked = false;
+    this.#closeAfter = this.clientClose || this.server.draining || !this.bodyComplete;
+    if (res.framing === CHUNKED) {
+      // An HTTP/1.0 client cannot take chunked: it gets the data, delimited by the close.
+      if (this.#minor === 0) {
+        passChunks = false;
+        this.#closeAfter = true;
+      } else {
+        chunked = true;
+      }
+    } else if (res.framing === UNTIL_CLOSE) {
+      this.#closeAfter = true;
+    }
+    const connection = this.#closeAfter ? 'close' : this.#minor === 0 ? 'keep-alive' : null;
+    // Written with the first body bytes, in one write when they are few.
+    const { head, length } = clientResponseHead(res, requestId, chunked, connection, hsts);
+    this.#pendingHead = head.subarray(0, length);
+    return passChunks;
+  }
+
+  write(data: Buffer): boolean {
+    this.lastActivity = Date.now();
+    const head = this.#pendingHead;
+    if (head === null) return this.socket.write(data);
+    this.#pendingHead = null;
+    if (head.length + data.length <= COALESCE_MAX) {
+      // Small: one copy into Buffer's shared pool, one write.
+      const out = Buffer.allocUnsafe(head.length + data.length);
+      head.copy(out, 0);
+      data.copy(out, head.length);
+      return this.socket.write(out);
+    }
+    // Larger: one writev, no copy (a fresh buffer that size would be external memory for the GC).
+    const socket = this.socket;
+    socket.cork();
+    socket.write(head);
+    const ok = socket.write(data);
+    socket.uncork();
+    return ok;
+  }
+
+  #flushHead(): void {
+    const head = this.#pendingHead;
+    if (head !== null) {
+      this.#pendingHead = null;
+      this.socket.write(head);
+    }
+  }
+
+  end(): void {
+    this.#flushHead();
+    this.#exchangeDone(this.#closeAfter);
+  }
+
+  cut(): void {
+    this.#flushHead();
+    this.#exchange = null;
+    this.destroy();
+  }
+
+  fail(status: number, requestId: string, hsts: string | null): void {
+    this.#exchangeDone(this.#writeError(status, requestId, this.#exchange?.method ?? 'GET', hsts));
+  }
+
+  /** Called once a response is complete (proxied, or the router's own). */
+  #exchangeDone(close: boolean): void {
     this.#exchange = null;
     this.#served++;
     if (this.#state === CLOSED) return;
@@ -321,11 +399,8 @@ export class ClientConnection {
     if (!this.#processing) this.#process();
   }
 
-  /**
-   * Writes an error response as proxy-exchange's writeError does; returns whether the connection
-   * closes after it (an unread body, or a framing-level refusal).
-   */
-  writeError(status: number, requestId: string, method: string, hsts: string | null = null): boolean {
+  /** Writes the router's own error response; returns whether the connection closes after it (an unread body, or a framing-level refusal). */
+  #writeError(status: number, requestId: string, method: string, hsts: string | null = null): boolean {
     const text = statusText[status] ?? 'Error';
     const body = `${status} ${text}\n`;
     const close = !this.bodyComplete || status === 400 || status === 501 || status === 505 || this.clientClose || this.server.draining;
@@ -343,16 +418,16 @@ export class ClientConnection {
     const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
     this.socket.write(`HTTP/1.1 308 Permanent Redirect\r\nlocation: ${location}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
     recordRedirect(ctx, route, started, method, host, path, requestId, location);
-    this.exchangeDone(close);
+    this.#exchangeDone(close);
   }
 
   #sendError(method: string, requestId: string, status: number, reason: string, started: number, host: string, path: string): void {
-    const close = this.writeError(status, requestId, method);
+    const close = this.#writeError(status, requestId, method);
     recordUnrouted(this.server.ctx, started, method, host, path, status, requestId, reason);
-    this.exchangeDone(close);
+    this.#exchangeDone(close);
   }
 
-  /** Refuses a malformed request (as proxy-server.ts' clientError handler does) and closes. */
+  /** Refuses a malformed request and closes: nothing of it, or after it, reaches a backend. */
   refuse(status: number, reason: string): void {
     if (this.#state === CLOSED) return;
     this.server.ctx.metrics.countUnrouted(status);

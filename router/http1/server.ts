@@ -1,25 +1,45 @@
-// The raw-socket HTTP/1.1 engine (--engine raw): net.Server with SO_REUSEPORT
-// for plain HTTP, one ClientConnection per socket, one UpstreamPool per
-// Backend, and one sweep timer for every deadline (slow heads, idle keep-alive,
-// client inactivity, upstream response and body timeouts, idle upstream
-// connections). Same listen/close interface as ProxyServer. The HTTPS listener
+// The HTTP/1.1 listener of one worker: net.Server with SO_REUSEPORT for plain
+// HTTP, one ClientConnection per socket, the upstream pools (one per Backend,
+// shared with the HTTP/2 streams of the same listener), and one sweep timer for
+// every deadline (slow heads, idle keep-alive, client inactivity, upstream
+// response and body timeouts, idle upstream connections). The HTTPS listener
 // hands it the TLS connections that chose HTTP/1.1 (adopt), without a listener
 // of its own.
-import { listenReusingPort } from '../../common/listen-address.ts';
+import { listenReusingPort, type ListenAddress } from '../../common/listen-address.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../common/logger.ts';
-import type { Backend, BackendOptions } from '../backend.ts';
-import type { ProxyContext } from '../proxy-exchange.ts';
-import type { ProxyServerOptions, UpgradeHandler } from '../proxy-server.ts';
+import type { Backend } from '../backend.ts';
+import type { ProxyContext } from '../proxy-context.ts';
+import type { UpgradeHandler } from '../websocket-proxy.ts';
 import { ClientConnection, type ServerSide } from './connection.ts';
-import { UpstreamPool } from './upstream-pool.ts';
+import { UpstreamPool, type UpstreamPoolOptions } from './upstream-pool.ts';
 
-export interface RawProxyServerOptions extends ProxyServerOptions {
-  /** Upstream connection settings (the same flags the node engine's undici pools use). */
-  readonly upstream: Pick<BackendOptions, 'connectTimeout' | 'keepAliveTimeout' | 'maxConnections'>;
+/** What a client-facing listener is configured with. */
+export interface ListenerOptions {
+  readonly address: ListenAddress;
+  /** Largest request head accepted, bytes; larger gets 431. */
+  readonly maxHeaderSize: number;
+  /** Time a client has to send a complete request head, ms (slowloris guard); 408 after. */
+  readonly clientHeaderTimeout: number;
+  /** Inactivity allowed on a client connection while a request is open, ms. */
+  readonly clientIdleTimeout: number;
+  /** How long an idle client keep-alive connection is kept, ms. */
+  readonly keepAliveTimeout: number;
 }
 
-export class RawProxyServer implements ServerSide {
+export interface Http1ServerOptions extends ListenerOptions {
+  readonly upstream: UpstreamPoolOptions;
+}
+
+/** Counts a listener's open connections into the worker's metrics (a WebSocket's until it closes). */
+export function countConnections(ctx: ProxyContext, socket: Socket): void {
+  const counts = ctx.metrics.connections;
+  const listener = ctx.proto;
+  counts[listener]++;
+  socket.once('close', () => counts[listener]--);
+}
+
+export class Http1Server implements ServerSide {
   readonly ctx: ProxyContext;
   readonly maxHeaderSize: number;
   readonly clientHeaderTimeout: number;
@@ -30,12 +50,12 @@ export class RawProxyServer implements ServerSide {
   /** Its own listener (plain HTTP); null when another listener hands it connections (adopt). */
   #server: Server | null = null;
   readonly #log: Logger;
-  readonly #options: RawProxyServerOptions;
+  readonly #options: Http1ServerOptions;
   readonly #connections = new Set<ClientConnection>();
   readonly #pools = new Map<Backend, UpstreamPool>();
   readonly #sweeper: NodeJS.Timeout;
 
-  constructor(ctx: ProxyContext, options: RawProxyServerOptions, log: Logger, upgrade: UpgradeHandler | null = null) {
+  constructor(ctx: ProxyContext, options: Http1ServerOptions, log: Logger, upgrade: UpgradeHandler | null = null) {
     this.ctx = ctx;
     this.upgrade = upgrade;
     this.#log = log;
@@ -57,9 +77,8 @@ export class RawProxyServer implements ServerSide {
   poolFor(backend: Backend): UpstreamPool {
     let pool = this.#pools.get(backend);
     if (pool === undefined) {
-      const { connectTimeout, keepAliveTimeout, maxConnections } = this.#options.upstream;
-      // Health and ejection live on Backend; the pool only needs the connection settings.
-      pool = new UpstreamPool(backend, { connectTimeout, keepAliveTimeout, maxConnections, maxFails: 0, ejectBase: 0, ejectMax: 0 });
+      // Health and ejection live on Backend; the pool only holds connections.
+      pool = new UpstreamPool(backend, this.#options.upstream);
       this.#pools.set(backend, pool);
     }
     return pool;
@@ -71,11 +90,7 @@ export class RawProxyServer implements ServerSide {
 
   listen(): Promise<void> {
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-      // Open client connections per listener, for /metrics (a WebSocket's until it closes).
-      const counts = this.ctx.metrics.connections;
-      const listener = this.ctx.proto;
-      counts[listener]++;
-      socket.once('close', () => counts[listener]--);
+      countConnections(this.ctx, socket);
       this.#connections.add(new ClientConnection(socket, this));
     });
     server.on('error', (err) => this.#log.error({ err: err.message }, 'proxy listener error'));

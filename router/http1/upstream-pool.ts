@@ -5,7 +5,17 @@
 // Each socket's listeners are attached once and forward to whichever request
 // owns the socket at the time.
 import { connect, type Socket } from 'node:net';
-import type { Backend, BackendOptions } from '../backend.ts';
+import type { Backend } from '../backend.ts';
+
+/** Connection settings of every pool (--connect-timeout, --upstream-keep-alive, --max-connections). */
+export interface UpstreamPoolOptions {
+  /** TCP connect timeout, ms. */
+  readonly connectTimeout: number;
+  /** How long an idle keep-alive connection is kept, ms. */
+  readonly keepAliveTimeout: number;
+  /** Cap on open connections per backend per worker and listener; 0 = no cap. */
+  readonly maxConnections: number;
+}
 
 /** What a request using a pooled connection must handle. */
 export interface UpstreamUser {
@@ -103,14 +113,14 @@ export function socketError(message: string, code: string): NodeJS.ErrnoExceptio
 
 export class UpstreamPool {
   readonly backend: Backend;
-  readonly #options: BackendOptions;
+  readonly #options: UpstreamPoolOptions;
   readonly #idle: UpstreamConn[] = [];
   readonly #waiting: UpstreamUser[] = [];
   /** Connections open or opening. */
   #open = 0;
   #closed = false;
 
-  constructor(backend: Backend, options: BackendOptions) {
+  constructor(backend: Backend, options: UpstreamPoolOptions) {
     this.backend = backend;
     this.#options = options;
   }

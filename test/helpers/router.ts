@@ -62,8 +62,6 @@ export async function startRouter(options: RouterOptions): Promise<RouterProcess
     '--workers', String(options.workers ?? 1),
     '--drain-timeout', '5s',
     ...(options.domain === undefined ? ['--domain', 'test'] : options.domain === '' ? [] : ['--domain', options.domain]),
-    // TUG_TEST_ENGINE=node runs every router test against the node:http engine (raw is the default).
-    ...(process.env.TUG_TEST_ENGINE ? ['--engine', process.env.TUG_TEST_ENGINE] : []),
     ...(options.args ?? []),
   ];
   const child = (options.spawn ?? spawn)(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });

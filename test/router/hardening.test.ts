@@ -1,7 +1,5 @@
 // Regression tests for the defects a review found by attacking a running router
-// (issue "Router hardening"): each test is named after the behaviour it guards,
-// and runs against both engines (scripts/test.sh runs test/router/ again with
-// TUG_TEST_ENGINE=node).
+// (issue "Router hardening"): each test is named after the behaviour it guards.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

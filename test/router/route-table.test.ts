@@ -6,7 +6,7 @@ import { BackendRegistry } from '../../router/backend-registry.ts';
 import { RouteKeys, parseBackendValue, parseRouteRule, type TableChange } from '../../router/route-keys.ts';
 import { RouteTable } from '../../router/route-table.ts';
 
-const options = { connectTimeout: 1000, keepAliveTimeout: 1000, maxConnections: 0, maxFails: 1, ejectBase: 1000, ejectMax: 1000 };
+const options = { maxFails: 1, ejectBase: 1000, ejectMax: 1000 };
 const keys = new RouteKeys('');
 
 function change(key: string, value: string | null): TableChange {

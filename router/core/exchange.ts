@@ -1,32 +1,40 @@
-// One client request proxied over raw upstream connections: the same
-// semantics as proxy-exchange.ts (failover when nothing was sent, one retry of
-// an idempotent request after sending, passive health, 502/503/504 through
-// upstream-errors.ts, the same access-log line), with the response head parsed
-// and rewritten here and the body forwarded as it comes, with backpressure.
+// One client request proxied over raw upstream connections, whatever protocol
+// the client speaks (the ClientSide adapter frames it): backend selection by
+// the route's policy, failover when nothing was sent, one retry of an
+// idempotent request after sending, passive health, 502/503/504 through
+// upstream-errors.ts, the upstream response head parsed and its body forwarded
+// as it comes with backpressure both ways, timeouts, and the per-request record.
+// Never: write protocol bytes to a client, or read a client socket.
 import type { Backend } from '../backend.ts';
-import type { RequestHead } from '../forward-headers.ts';
-import type { ProxyContext } from '../proxy-exchange.ts';
-import type { Route } from '../route-table.ts';
 import { recordProxied } from '../exchange-record.ts';
+import type { RequestHead } from '../forward-headers.ts';
+import { ChunkedDecoder, INVALID } from '../http1/chunked.ts';
+import { CHUNKED, LENGTH, NO_BODY, parseResponseHead, UNTIL_CLOSE, type ParsedResponse } from '../http1/response-head.ts';
+import { socketError, type UpstreamConn, type UpstreamUser } from '../http1/upstream-pool.ts';
+import type { ProxyContext } from '../proxy-context.ts';
+import type { Route } from '../route-table.ts';
 import { classifyUpstreamError } from '../upstream-errors.ts';
-import { ChunkedDecoder, INVALID } from './chunked.ts';
-import type { ClientConnection } from './connection.ts';
-import { CHUNKED, clientResponseHead, LENGTH, NO_BODY, parseResponseHead, UNTIL_CLOSE, type ParsedResponse } from './response-head.ts';
-import { socketError, type UpstreamConn, type UpstreamUser } from './upstream-pool.ts';
+import type { ClientSide } from './client-side.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** The backend closed the connection under a sent request: on a reused keep-alive connection, typically its idle timeout racing the request. */
 const CLOSED_UNDER_REQUEST = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 const MAX_ATTEMPTS_CAP = 5;
-/** Largest head plus first body piece copied into one buffer (Buffer.allocUnsafe pools below 4 KiB). */
-const COALESCE_MAX = 4095;
 
 /** What a deadline is for. */
 const NONE = 0;
 const HEADERS = 1;
 const BODY = 2;
 
+/** The upstream request head: request line, the forwarded headers (Host and Content-Length among them), our chunked framing. */
+export function upstreamRequestHead(method: string, path: string, headers: readonly string[], chunked: boolean): string {
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`;
+}
+
 export class Exchange implements UpstreamUser {
-  readonly #conn: ClientConnection;
+  readonly #client: ClientSide;
   readonly #ctx: ProxyContext;
   readonly method: string;
   readonly #head: RequestHead;
@@ -35,7 +43,6 @@ export class Exchange implements UpstreamUser {
   readonly #path: string;
   readonly #started: number;
   readonly #upstreamHead: string;
-  readonly #minor: number;
   #backend: Backend | null = null;
   #counted = false;
   #tried: Backend[] | null = null;
@@ -46,23 +53,21 @@ export class Exchange implements UpstreamUser {
   status = 0;
   done = false;
   upstream: UpstreamConn | null = null;
-  /** The response head went to the client. */
+  /** The response head went to the client side. */
   headSent = false;
   #res: ParsedResponse | null = null;
   #resBuf: Buffer | null = null;
   #remaining = 0;
   #decoder: ChunkedDecoder | null = null;
+  /** The client takes the decoded data of a chunked response, not the chunks. */
   #dechunk = false;
-  #closeClient = false;
   #extra = false;
   #deadline = 0;
   #deadlineKind = NONE;
   #upstreamPaused = false;
-  /** The client response head, until the first body bytes go with it. */
-  #pendingHead: Buffer | null = null;
 
-  constructor(conn: ClientConnection, ctx: ProxyContext, method: string, head: RequestHead, route: Route, host: string, path: string, started: number, upstreamHead: string, minor: number) {
-    this.#conn = conn;
+  constructor(client: ClientSide, ctx: ProxyContext, method: string, head: RequestHead, route: Route, host: string, path: string, started: number, upstreamHead: string) {
+    this.#client = client;
     this.#ctx = ctx;
     this.method = method;
     this.#head = head;
@@ -71,7 +76,10 @@ export class Exchange implements UpstreamUser {
     this.#path = path;
     this.#started = started;
     this.#upstreamHead = upstreamHead;
-    this.#minor = minor;
+  }
+
+  get requestId(): string {
+    return this.#head.requestId;
   }
 
   start(): void {
@@ -92,7 +100,7 @@ export class Exchange implements UpstreamUser {
     this.#attempts++;
     backend.active++;
     this.#counted = true;
-    this.#conn.server.poolFor(backend).acquire(this, now);
+    this.#client.poolFor(backend).acquire(this, now);
   }
 
   onUpstreamReady(conn: UpstreamConn): void {
@@ -105,28 +113,30 @@ export class Exchange implements UpstreamUser {
     this.#res = null;
     this.#resBuf = null;
     const socket = conn.socket;
-    if (this.#conn.bodyComplete) {
+    const client = this.#client;
+    if (client.bodyComplete) {
       socket.write(this.#upstreamHead, 'latin1');
+      this.onRequestSent();
     } else {
       socket.cork();
       socket.write(this.#upstreamHead, 'latin1');
-      this.#conn.pumpBody();
+      client.sendBody(socket);
       socket.uncork();
     }
-    if (this.#conn.bodyComplete && !this.done) this.onRequestSent();
   }
 
   /** The whole request is at the backend: the response-header timeout runs. */
   onRequestSent(): void {
-    if (this.upstream === null || this.#res !== null) return;
+    if (this.upstream === null || this.#res !== null || this.done) return;
     this.#deadlineKind = HEADERS;
     this.#deadline = Date.now() + (this.#route.responseTimeout ?? this.#ctx.responseTimeout);
   }
 
   onUpstreamDrain(): void {
-    this.#conn.resumeFromUpstream();
+    this.#client.resumeBody();
   }
 
+  /** The client side drained: the paused upstream may send again. */
   onClientDrain(): void {
     if (this.#upstreamPaused) {
       this.#upstreamPaused = false;
@@ -166,8 +176,6 @@ export class Exchange implements UpstreamUser {
         this.#resBuf = null;
         this.#startResponse(res, buf.length - res.headLength);
         if (res.headLength < buf.length && !this.done) this.#body(buf, res.headLength);
-        // The head never waits for body bytes that are not here yet.
-        this.#flushHead();
         return;
       }
     }
@@ -178,35 +186,17 @@ export class Exchange implements UpstreamUser {
   #startResponse(res: ParsedResponse, leftover: number): void {
     this.#res = res;
     this.status = res.status;
-    const conn = this.#conn;
-    let chunked = false;
-    this.#closeClient = conn.clientClose || conn.server.draining || !conn.bodyComplete;
-    switch (res.framing) {
-      case CHUNKED:
-        (this.#decoder ??= new ChunkedDecoder()).reset();
-        if (this.#minor === 0) {
-          this.#dechunk = true;
-          this.#closeClient = true;
-        } else {
-          chunked = true;
-        }
-        break;
-      case UNTIL_CLOSE:
-        this.#closeClient = true;
-        break;
-      case LENGTH:
-        this.#remaining = res.contentLength;
-        break;
-    }
-    const connection = this.#closeClient ? 'close' : this.#minor === 0 ? 'keep-alive' : null;
     this.headSent = true;
-    // Written with the first body bytes, in one write when they are few.
-    const { head, length } = clientResponseHead(res, this.#head.requestId, chunked, connection, this.#hsts());
-    this.#pendingHead = head.subarray(0, length);
+    const passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts());
+    if (res.framing === CHUNKED) {
+      (this.#decoder ??= new ChunkedDecoder()).reset();
+      this.#dechunk = !passChunks;
+    } else if (res.framing === LENGTH) {
+      this.#remaining = res.contentLength;
+    }
     if (res.framing === NO_BODY || (res.framing === LENGTH && res.contentLength === 0)) {
       // Bytes after a complete response belong to no request: the connection is not reused.
       this.#extra = leftover > 0;
-      this.#flushHead();
       this.#responseEnd();
       return;
     }
@@ -214,41 +204,10 @@ export class Exchange implements UpstreamUser {
     this.#deadline = Date.now() + (this.#route.idleTimeout ?? this.#ctx.idleTimeout);
   }
 
-  #flushHead(): void {
-    const head = this.#pendingHead;
-    if (head !== null) {
-      this.#pendingHead = null;
-      this.#write(head);
-    }
-  }
-
-  #write(data: string | Buffer): void {
-    const head = this.#pendingHead;
-    if (head !== null) {
-      this.#pendingHead = null;
-      if (typeof data !== 'string' && head.length + data.length <= COALESCE_MAX) {
-        // Small: one copy into Buffer's shared pool, one write.
-        const out = Buffer.allocUnsafe(head.length + data.length);
-        head.copy(out, 0);
-        data.copy(out, head.length);
-        data = out;
-      } else {
-        // Larger: one writev, no copy (a fresh buffer that size would be external memory for the GC).
-        const socket = this.#conn.socket;
-        socket.cork();
-        socket.write(head);
-        const ok = socket.write(data, 'latin1');
-        socket.uncork();
-        this.#afterWrite(ok);
-        return;
-      }
-    }
-    this.#afterWrite(this.#conn.socket.write(data, 'latin1'));
-  }
-
-  #afterWrite(ok: boolean): void {
-    // Bytes still queued on the client socket may be the upstream read buffer's: it must not be reused.
-    if (this.#conn.socket.writableLength > 0 && this.upstream !== null) this.upstream.retained = true;
+  #write(data: Buffer): void {
+    const ok = this.#client.write(data);
+    // Bytes still queued on the client side may be the upstream read buffer's: it must not be reused.
+    if (this.upstream !== null && this.#client.writePending) this.upstream.retained = true;
     if (!ok && !this.#upstreamPaused && this.upstream !== null) {
       this.#upstreamPaused = true;
       this.upstream.socket.pause();
@@ -257,9 +216,7 @@ export class Exchange implements UpstreamUser {
 
   #body(chunk: Buffer, start: number): void {
     const res = this.#res!;
-    const now = Date.now();
-    this.#conn.lastActivity = now;
-    this.#deadline = now + (this.#route.idleTimeout ?? this.#ctx.idleTimeout);
+    this.#deadline = Date.now() + (this.#route.idleTimeout ?? this.#ctx.idleTimeout);
     const len = chunk.length;
     switch (res.framing) {
       case LENGTH: {
@@ -314,13 +271,12 @@ export class Exchange implements UpstreamUser {
   }
 
   #responseEnd(): void {
-    this.#flushHead();
     const backend = this.#backend!;
     const upstream = this.upstream;
     this.upstream = null;
     this.#deadlineKind = NONE;
     if (upstream !== null) {
-      if (this.#res!.keepAlive && !this.#extra && this.#conn.bodyComplete && !upstream.dead) {
+      if (this.#res!.keepAlive && !this.#extra && this.#client.bodyComplete && !upstream.dead) {
         if (this.#upstreamPaused) upstream.socket.resume();
         if (this.#res!.keepAliveMs > 0) upstream.maxIdle = this.#res!.keepAliveMs;
         upstream.pool.release(upstream, Date.now());
@@ -333,7 +289,7 @@ export class Exchange implements UpstreamUser {
     backend.recordSuccess();
     this.done = true;
     this.#finish(backend);
-    this.#conn.exchangeDone(this.#closeClient);
+    this.#client.end();
   }
 
   #uncount(): void {
@@ -355,14 +311,13 @@ export class Exchange implements UpstreamUser {
     const failure = classifyUpstreamError(err);
     if (failure.backendFault && backend.recordFailure(Date.now())) {
       this.#ctx.log.warn({ backend: backend.address, service: this.#route.pool.name, until: new Date(backend.ejectedUntil).toISOString(), err: failure.reason }, 'backend ejected');
-      this.#conn.server.poolFor(backend).dropIdle();
+      this.#client.poolFor(backend).dropIdle();
     }
     if (this.headSent) {
-      // Too late for another status: cut the client off so it sees a truncated response.
-      this.#flushHead();
+      // Too late for another status: the client must see a truncated response.
       this.done = true;
       this.#finish(backend, failure.reason);
-      this.#conn.destroy();
+      this.#client.cut();
       return;
     }
     const closedUnderRequest = this.#sent && CLOSED_UNDER_REQUEST.has(err.code ?? '');
@@ -371,6 +326,7 @@ export class Exchange implements UpstreamUser {
       if (this.#sent) this.#retriedAfterSend = true;
       this.#res = null;
       this.#resBuf = null;
+      // On the same backend (its pool dropped the closed connection) when the balancer has no other left.
       this.#dispatch(closedUnderRequest ? backend : null);
       return;
     }
@@ -378,19 +334,22 @@ export class Exchange implements UpstreamUser {
   }
 
   #canRetry(closedUnderRequest: boolean): boolean {
-    if (this.#conn.bodyConsumed || this.#conn.closed) return false;
+    if (this.#client.bodyConsumed || this.#client.closed) return false;
     if (this.#attempts >= Math.min(this.#ctx.maxAttempts, MAX_ATTEMPTS_CAP)) return false;
+    // Nothing left the proxy: any method may go to the next backend.
     if (!this.#sent) return this.#attempts < this.#route.pool.size;
     if (this.#retriedAfterSend || !IDEMPOTENT.has(this.method)) return false;
+    // Sent: idempotent requests get one more attempt, on another backend, or on the same one (on
+    // another connection) when it closed the connection under the request, as nginx retries a
+    // failed cached keep-alive connection.
     return closedUnderRequest || this.#attempts < this.#route.pool.size;
   }
 
   #fail(status: number, reason: string): void {
     this.done = true;
     this.status = status;
-    const close = this.#conn.writeError(status, this.#head.requestId, this.method, this.#hsts());
     this.#finish(this.#backend, reason);
-    this.#conn.exchangeDone(close);
+    this.#client.fail(status, this.#head.requestId, this.#hsts());
   }
 
   /** The route's Strict-Transport-Security on HTTPS (it replaces the backend's), or null. */
@@ -398,14 +357,14 @@ export class Exchange implements UpstreamUser {
     return this.#ctx.proto === 'https' ? this.#route.hsts : null;
   }
 
-  /** Timeouts, checked by the server's sweep. */
+  /** Timeouts, checked by the adapter's sweep. */
   check(now: number): void {
     if (this.#deadlineKind === NONE || now < this.#deadline || this.done) return;
     if (this.#upstreamPaused) {
       // The backend is silent because the client stopped reading: the client's timeout, not the backend's.
       this.#endEarly();
       this.#finish(this.#backend, 'client stopped reading');
-      this.#conn.destroy();
+      this.#client.cut();
       return;
     }
     const code = this.#deadlineKind === HEADERS ? 'UND_ERR_HEADERS_TIMEOUT' : 'UND_ERR_BODY_TIMEOUT';
@@ -434,7 +393,7 @@ export class Exchange implements UpstreamUser {
     const upstream = this.upstream;
     this.upstream = null;
     if (upstream !== null) upstream.kill();
-    else if (this.#backend !== null) this.#conn.server.poolFor(this.#backend).cancel(this);
+    else if (this.#backend !== null) this.#client.poolFor(this.#backend).cancel(this);
     this.#uncount();
     this.#deadlineKind = NONE;
   }
