@@ -4,6 +4,7 @@
 // certificates, etcd sync, the workers and the cluster's routers; it shows
 // markup stored in etcd as text and never runs it. The run's screenshot is
 // kept as test/artifacts/dashboard.png (docs/dashboard.png is one of them).
+// (Here, not in test/router/: the page does not depend on the HTTP engine, so it runs once.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
