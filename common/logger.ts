@@ -50,9 +50,18 @@ function prettyStream(): DestinationStream {
     translateTime: 'SYS:HH:MM:ss.l',
     ignore: 'pid,hostname,component',
     singleLine: true,
-    messageFormat: '{if component}{component}: {end}{msg}',
+    messageFormat: prettyMessage,
     messageKey: 'msg',
     // Long-lived processes: pino-pretty's own async writer, flushed by log.flush() before exit.
     sync: false,
   });
+}
+
+/** `component: message`; a request record without a message (the access log) reads `METHOD host/path status`. */
+function prettyMessage(log: Record<string, unknown>, messageKey: string): string {
+  const component = typeof log.component === 'string' ? `${log.component}: ` : '';
+  const message = log[messageKey];
+  if (typeof message === 'string' && message !== '') return `${component}${message}`;
+  if (log.method !== undefined && log.status !== undefined) return `${component}${String(log.method)} ${String(log.host ?? '')}${String(log.path ?? '')} ${String(log.status)}`;
+  return component.slice(0, -2);
 }
