@@ -76,7 +76,7 @@ export const routerOptions = {
   cert: { flags: '--cert <file>', env: 'TUG_CERT', default: undefined, repeatable: true, description: 'PEM certificate chain to serve (repeatable, paired in order with --key); names from its subjectAltName' },
   key: { flags: '--key <file>', env: 'TUG_KEY', default: undefined, repeatable: true, description: 'PEM private key of the --cert at the same position (repeatable)' },
   websocketDrain: { flags: '--websocket-drain <duration>', env: 'TUG_WEBSOCKET_DRAIN', default: '10m', description: 'how long a removed backend\'s WebSockets stay open before the router closes them (1001)' },
-  admin: { flags: '--admin <addr>', env: 'TUG_ADMIN', default: '127.0.0.1:9090', description: 'admin listener (/healthz, /routes)' },
+  admin: { flags: '--admin <addr>', env: 'TUG_ADMIN', default: '127.0.0.1:9090', description: 'admin listener (the dashboard at /, /healthz, /routes, /metrics)' },
   etcd: { flags: '--etcd <urls>', env: 'TUG_ETCD', default: 'http://127.0.0.1:2379', description: 'etcd endpoints, comma-separated' },
   etcdPrefix: { flags: '--etcd-prefix <prefix>', env: 'TUG_ETCD_PREFIX', default: '', description: 'namespace before /services/ and /routes/' },
   domain: { flags: '--domain <domain>', env: 'TUG_DOMAIN', default: undefined, description: 'route <service>.<domain> to <service> without a rule' },
