@@ -25,6 +25,7 @@ import { HOST, haproxyAvailable, startHaproxy, startNginx, startTug, startTugNod
 import { measureChurn } from './churn.ts';
 import { measureConvergence } from './convergence.ts';
 import { measureIdleConnections } from './idle-connections.ts';
+import { BenchProgress } from './progress.ts';
 import { ratioTable, writeReport } from './report.ts';
 import { measureRegistry, registryTable } from './registry.ts';
 import { loadBackends, measureScale } from './scale.ts';
@@ -51,7 +52,8 @@ const workers = Number(values.workers);
 const skip = new Set(values.skip!.split(',').filter(Boolean));
 const only = values.only ? new RegExp(values.only, 'i') : quick ? /^(small c=50|16 KiB c=200)$/ : null;
 const scenarios = THROUGHPUT_SCENARIOS.filter((s) => !only || only.test(s.name));
-const log = (line: string) => process.stdout.write(`${line}\n`);
+const progress = new BenchProgress();
+const log = (line: string) => progress.line(line);
 
 const dir = mkdtempSync(join(tmpdir(), 'tug-bench-'));
 // nginx workers run as an unprivileged user and must read the upstream files.
@@ -106,10 +108,13 @@ try {
   for (const c of contenders) await runWrk({ url: `http://127.0.0.1:${c.port}/small`, connections: 50, seconds: 2, headers: { Host: HOST } });
 
   const throughput: ScenarioResult[] = [];
-  for (const scenario of scenarios) {
+  for (const [index, scenario] of scenarios.entries()) {
     log(`bench: ${scenario.name}`);
-    throughput.push(...await runThroughput(scenario, contenders, rounds, seconds, log));
+    throughput.push(...await runThroughput(scenario, contenders, rounds, seconds, log, (round, contender) => {
+      progress.status(`bench: scenario ${index + 1}/${scenarios.length} ${scenario.name}: round ${round}/${rounds}, ${contender} (${seconds} s)`);
+    }));
   }
+  progress.done();
   const extra_: Record<string, unknown> = {};
   const notes: string[] = [];
   const sections: { heading: string; markdown: string }[] = [];

@@ -66,6 +66,7 @@ export async function runThroughput(
   rounds: number,
   seconds: number,
   progress: (line: string) => void,
+  starting: (round: number, contender: string) => void = () => {},
 ): Promise<ScenarioResult[]> {
   const contenders = contendersFor(scenario, all);
   const results = new Map<string, WrkResult[]>(contenders.map((c) => [c.name, []]));
@@ -73,6 +74,7 @@ export async function runThroughput(
     // Alternate the order each round too, so no contender always runs first after a pause.
     const order = round % 2 === 0 ? contenders : [...contenders].reverse();
     for (const contender of order) {
+      starting(round + 1, contender.name);
       const result = await runOnce(scenario, contender, seconds);
       results.get(contender.name)!.push(result);
       progress(`  ${scenario.name} round ${round + 1}/${rounds} ${contender.name}: ${Math.round(result.rps)} req/s, p99 ${result.p99.toFixed(2)} ms${result.errors ? `, ${result.errors} errors` : ''}`);

@@ -3,17 +3,19 @@
 // only when their command runs (the Azure SDK alone costs ~100 ms at a start,
 // etcd3 and gRPC tens of MiB in a process that never uses them).
 import { Command } from 'commander';
+import { TUG_VERSION } from '../common/version.ts';
 import { announceCommand } from '../deployer/announce.command.ts';
 import { deployActions, deployCommand } from '../deployer/deploy.command.ts';
 import { gcCommand } from '../registry-proxy/gc.command.ts';
 import { registryCommand } from '../registry-proxy/registry.command.ts';
 import { routerCommand } from '../router/router.command.ts';
+import { statusCommand } from '../status/status.command.ts';
 import { unitsCommand } from '../units/units.command.ts';
 
 export function createProgram(): Command {
   return new Command('tug')
     .description('Tug: the edge router, registry and deployer of a fleet + etcd cluster')
-    .version('0.1.0')
+    .version(TUG_VERSION)
     .showHelpAfterError()
     .addCommand(routerCommand(async (config) => (await import('../router/main.ts')).startRouter(config)))
     .addCommand(registryCommand(
@@ -21,6 +23,7 @@ export function createProgram(): Command {
       gcCommand(async (config) => (await import('../registry-proxy/gc-main.ts')).runGarbageCollection(config)),
     ))
     .addCommand(announceCommand(async (config) => (await import('../deployer/announce-main.ts')).startAnnouncer(config)))
+    .addCommand(statusCommand(async (config) => (await import('../status/status-main.ts')).runStatus(config)))
     .addCommand(unitsCommand(async (config, out) => (await import('../units/render-main.ts')).renderUnitsToDir(config, out)))
     .addCommand(deployCommand({
       ...deployActions,

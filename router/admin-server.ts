@@ -1,12 +1,14 @@
 // The admin listener: `/healthz` for the load balancer's probe (200 only once
 // the first etcd snapshot is loaded and a worker serves; 503 while draining),
-// `/routes`, the table as JSON, and `/metrics` for Prometheus. It keeps answering 200 while etcd is down: the
+// `/routes`, the table as JSON, `/metrics` for Prometheus, and the dashboard at `/`
+// (router/dashboard/). It keeps answering 200 while etcd is down: the
 // router still serves its last known table, and taking every node out of the
 // load balancer because etcd is down would turn an etcd outage into a total one.
 import { createServer, type Server } from 'node:http';
 import type { ListenAddress } from '../common/listen-address.ts';
+import { serveDashboard, type DashboardSource } from './dashboard/dashboard-routes.ts';
 
-export interface AdminState {
+export interface AdminState extends DashboardSource {
   ready(): boolean;
   health(): object;
   routes(): object;
@@ -22,6 +24,7 @@ export class AdminServer {
     this.#address = address;
     this.#server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
+      if (serveDashboard(req, res, path, state)) return;
       if (path === '/metrics') {
         state.metrics().then((text) => {
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -41,7 +44,7 @@ export class AdminServer {
         body = state.routes();
       } else {
         status = 404;
-        body = { error: 'not found', endpoints: ['/healthz', '/routes', '/metrics'] };
+        body = { error: 'not found', endpoints: ['/', '/dashboard.json', '/cluster.json', '/healthz', '/routes', '/metrics'] };
       }
       const text = `${JSON.stringify(body, null, 2)}\n`;
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });

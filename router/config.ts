@@ -1,14 +1,15 @@
 // The router's configuration: every flag with its environment variable and
 // documented default, in one table; `resolveRouterConfig` validates them all at
 // start-up and fills defaults in this one place.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { parseEtcdEndpoints } from '../common/etcd-client.ts';
 import { optionReader } from '../common/option-spec.ts';
 import { configError } from '../common/errors.ts';
 import { parseListenAddress, type ListenAddress } from '../common/listen-address.ts';
-import type { LogLevel } from '../common/logger.ts';
+import { resolveLogFormat, type LogFormat, type LogLevel } from '../common/logger.ts';
 import { parseDuration, parseInteger, parseSize } from '../common/units.ts';
+import { ACCESS_LOG_FORMATS, type AccessLogFormat } from './access-log.ts';
 import { readCertificateFiles } from './tls-certificate.ts';
 
 export interface CertificateFiles {
@@ -47,6 +48,11 @@ export interface RouterConfig {
   readonly etcdProbeInterval: number;
   readonly accessLog: boolean;
   readonly logLevel: LogLevel;
+  /** `auto` resolved here, in the primary, so every worker writes what the primary does. */
+  readonly logFormat: LogFormat;
+  readonly accessLogFormat: AccessLogFormat;
+  /** This router's name under /routers/ in etcd. */
+  readonly nodeName: string;
 }
 
 export interface OptionSpec {
@@ -69,7 +75,7 @@ export const routerOptions = {
   cert: { flags: '--cert <file>', env: 'TUG_CERT', default: undefined, repeatable: true, description: 'PEM certificate chain to serve (repeatable, paired in order with --key); names from its subjectAltName' },
   key: { flags: '--key <file>', env: 'TUG_KEY', default: undefined, repeatable: true, description: 'PEM private key of the --cert at the same position (repeatable)' },
   websocketDrain: { flags: '--websocket-drain <duration>', env: 'TUG_WEBSOCKET_DRAIN', default: '10m', description: 'how long a removed backend\'s WebSockets stay open before the router closes them (1001)' },
-  admin: { flags: '--admin <addr>', env: 'TUG_ADMIN', default: '127.0.0.1:9090', description: 'admin listener (/healthz, /routes)' },
+  admin: { flags: '--admin <addr>', env: 'TUG_ADMIN', default: '127.0.0.1:9090', description: 'admin listener (the dashboard at /, /healthz, /routes, /metrics)' },
   etcd: { flags: '--etcd <urls>', env: 'TUG_ETCD', default: 'http://127.0.0.1:2379', description: 'etcd endpoints, comma-separated' },
   etcdPrefix: { flags: '--etcd-prefix <prefix>', env: 'TUG_ETCD_PREFIX', default: '', description: 'namespace before /services/ and /routes/' },
   domain: { flags: '--domain <domain>', env: 'TUG_DOMAIN', default: undefined, description: 'route <service>.<domain> to <service> without a rule' },
@@ -92,9 +98,13 @@ export const routerOptions = {
   etcdProbeInterval: { flags: '--etcd-probe-interval <duration>', env: 'TUG_ETCD_PROBE_INTERVAL', default: '1s', description: 'how often etcd reachability and watch progress are checked' },
   accessLog: { flags: '--no-access-log', env: 'TUG_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
+  logFormat: { flags: '--log-format <format>', env: 'TUG_LOG_FORMAT', default: 'auto', description: 'json (pino, for machines), pretty (for people), or auto: pretty when stdout is a terminal' },
+  accessLogFormat: { flags: '--access-log-format <format>', env: 'TUG_ACCESS_LOG_FORMAT', default: 'json', description: 'json (a log record per request), common or combined (NCSA Common/Combined Log Format lines)' },
+  nodeName: { flags: '--node-name <name>', env: 'TUG_NODE_NAME', default: undefined, description: 'this router\'s name in etcd, under /routers/<name> (default: the hostname)' },
 } as const satisfies Record<RouterOptionName, OptionSpec>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** Raw values as commander hands them over (strings, lists for repeatable flags, or false for a negated boolean). */
@@ -107,6 +117,10 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
   if (domain !== null && !DOMAIN.test(domain)) throw configError(`--domain: ${JSON.stringify(domainValue)} is not a domain name`);
   const logLevel = get('logLevel') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw configError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+  const accessLogFormat = get('accessLogFormat') as AccessLogFormat;
+  if (!ACCESS_LOG_FORMATS.includes(accessLogFormat)) throw configError(`--access-log-format: expected one of ${ACCESS_LOG_FORMATS.join(', ')}`);
+  const nodeName = typeof raw.nodeName === 'string' && raw.nodeName !== '' ? raw.nodeName : hostname();
+  if (!NODE_NAME.test(nodeName)) throw configError(`--node-name: ${JSON.stringify(nodeName)} must be 1-128 of A-Z a-z 0-9 _ . - (starting with a letter or digit)`);
   const workersRaw = get('workers');
   const etcdPrefix = get('etcdPrefix');
   if (etcdPrefix !== '' && !/^\/[\x21-\x7e]*[^/]$/.test(etcdPrefix)) throw configError('--etcd-prefix: must start with / and not end with /');
@@ -142,6 +156,9 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
     etcdProbeInterval: duration('etcdProbeInterval'),
     accessLog: raw.accessLog !== false,
     logLevel,
+    logFormat: resolveLogFormat(get('logFormat'), '--log-format'),
+    accessLogFormat,
+    nodeName,
   };
   if (config.maxHeaderSize < 1024 || config.maxHeaderSize > 1024 * 1024) throw configError('--max-header-size: must be between 1KiB and 1MiB');
   if (config.ejectMax < config.ejectBase) throw configError('--eject-max: must not be shorter than --eject-time');

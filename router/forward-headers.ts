@@ -24,6 +24,11 @@ export interface RequestHead {
   hasBody: boolean;
   /** The request came over HTTP/2 (no Connection header may be answered, the connection is shared). */
   http2: boolean;
+  /** For the access log: the client's address, `HTTP/1.1`-style protocol, Referer and User-Agent. */
+  remote: string;
+  protocol: string;
+  referer: string | undefined;
+  agent: string | undefined;
   /** A reason to refuse the request, with the status to refuse it with. */
   reject: { status: 400 | 501 | 505; reason: string } | null;
 }
@@ -52,6 +57,8 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
   let contentLength: string | null = null;
   let forwardedFor: string | null = null;
   let requestId: string | null = null;
+  let referer: string | undefined;
+  let agent: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
@@ -83,6 +90,7 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
       case 7: {
         const lower = name.toLowerCase();
         if (lower === 'upgrade' || lower === 'trailer') continue;
+        if (lower === 'referer') referer = value;
         break;
       }
       case 9: {
@@ -98,6 +106,7 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
           continue;
         }
         if (lower === 'keep-alive') continue;
+        if (lower === 'user-agent') agent = value;
         break;
       }
       case 12:
@@ -178,6 +187,10 @@ export function readRequestHead(raw: readonly string[], versionMajor: number, ve
     hasBody: http2Body ?? (transferEncoding !== null || (contentLength !== null && contentLength !== '0')),
     http2: http2Body !== null,
     reject,
+    remote: remoteAddress,
+    protocol: http2Body !== null ? 'HTTP/2.0' : versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
+    referer,
+    agent,
   };
 }
 

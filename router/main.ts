@@ -4,7 +4,7 @@ import type { RouterConfig } from './config.ts';
 import { RouterSupervisor } from './supervisor.ts';
 
 export async function startRouter(config: RouterConfig): Promise<void> {
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, {}, config.logFormat);
   const supervisor = new RouterSupervisor(config, log);
   const stop = () => {
     void supervisor.stop().then(() => {

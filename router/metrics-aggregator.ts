@@ -16,6 +16,8 @@ export interface BackendState {
   ejected: number;
   ejections: number;
   active: number;
+  /** Epoch ms the latest ejection in any worker ends (0 = none): each worker ejects on its own. */
+  ejectedUntil: number;
 }
 
 /** Every worker's metrics summed; keys of per-backend maps are `service \0 backend`. */
@@ -104,14 +106,15 @@ export class MetricsAggregator {
 function mergeSnapshot(into: MergedMetrics, snapshot: WorkerMetricsSnapshot): void {
   for (const service of snapshot.services) mergeService(into, service);
   for (const [status, count] of snapshot.unrouted) into.unrouted.set(status, (into.unrouted.get(status) ?? 0) + count);
-  for (const [service, backend, ejected, ejections, active] of snapshot.backends) {
+  for (const [service, backend, ejected, ejections, active, ejectedUntil = 0] of snapshot.backends) {
     const key = pairKey(service, backend);
     const state = into.backends.get(key);
-    if (state === undefined) into.backends.set(key, { ejected, ejections, active });
+    if (state === undefined) into.backends.set(key, { ejected, ejections, active, ejectedUntil });
     else {
       state.ejected = Math.max(state.ejected, ejected);
       state.ejections += ejections;
       state.active += active;
+      state.ejectedUntil = Math.max(state.ejectedUntil, ejectedUntil);
     }
   }
   into.connections.http += snapshot.connections.http;
@@ -152,7 +155,7 @@ function mergeCounters(into: MergedMetrics, from: MergedMetrics): void {
   for (const [status, count] of from.unrouted) into.unrouted.set(status, (into.unrouted.get(status) ?? 0) + count);
   for (const [key, state] of from.backends) {
     const current = into.backends.get(key);
-    if (current === undefined) into.backends.set(key, { ejected: 0, ejections: state.ejections, active: 0 });
+    if (current === undefined) into.backends.set(key, { ejected: 0, ejections: state.ejections, active: 0, ejectedUntil: 0 });
     else current.ejections += state.ejections;
   }
   into.websocketsTotal += from.websocketsTotal;

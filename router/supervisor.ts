@@ -8,16 +8,22 @@ import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createEtcdClient, surviveStaleWatchResponses } from '../common/etcd-client.ts';
-import { freePort } from '../common/listen-address.ts';
+import { formatListenAddress, freePort } from '../common/listen-address.ts';
 import type { Logger } from '../common/logger.ts';
+import { TUG_VERSION } from '../common/version.ts';
+import { readClusterStatus } from '../status/cluster-status.ts';
 import { AdminServer } from './admin-server.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
+import { buildDashboard, type DashboardData } from './dashboard/dashboard-data.ts';
+import { RequestRates } from './dashboard/request-rates.ts';
 import { EtcdSync } from './etcd-sync.ts';
 import { MetricsAggregator } from './metrics-aggregator.ts';
 import { renderMetrics, type CertificateInfo } from './metrics-exposition.ts';
 import { RouteKeys, type TableChange } from './route-keys.ts';
 import { RouteTable } from './route-table.ts';
+import { RouterRegistration } from './router-registration.ts';
+import { routersPrefix } from './router-record.ts';
 import { FILE_CERTIFICATE_PREFIX } from './sni-certificates.ts';
 import { readCertificateFiles } from './tls-certificate.ts';
 import { warmWorkerCompileCache } from './worker-compile-cache.ts';
@@ -49,6 +55,9 @@ export class RouterSupervisor {
   readonly #workers = new Set<Worker>();
   readonly #listening = new Set<Worker>();
   readonly #metrics = new MetricsAggregator();
+  readonly #rates = new RequestRates();
+  readonly #startedAt = Date.now();
+  #registration: RouterRegistration | null = null;
   #workerConfig: RouterConfig;
   #ticketKeys = randomBytes(48);
   #ticketKeyRotation: NodeJS.Timeout | null = null;
@@ -78,6 +87,8 @@ export class RouterSupervisor {
         etcd: this.#health().etcd,
       }),
       metrics: () => this.#renderMetrics(),
+      dashboard: () => this.#dashboard(),
+      cluster: () => readClusterStatus(this.#etcd, config.etcdPrefix),
     });
   }
 
@@ -106,6 +117,14 @@ export class RouterSupervisor {
       }
     });
     await ready;
+    this.#registration = new RouterRegistration(this.#etcd, `${routersPrefix(this.#config.etcdPrefix)}${this.#config.nodeName}`, {
+      node: this.#config.nodeName,
+      version: TUG_VERSION,
+      pid: process.pid,
+      addresses: { http: formatListenAddress(http), https: https === null ? null : formatListenAddress(https), admin: formatListenAddress(this.#config.admin) },
+      startedAt: new Date(this.#startedAt).toISOString(),
+    }, () => ({ revision: this.#sync.state.revision, healthy: this.#health().ready && this.#sync.state.connected }), this.#log.child({ component: 'registration' }));
+    this.#registration.start();
     this.#log.info({ http: `${http.host}:${http.port}`, https: https === null ? 'off' : `${https.host}:${https.port}`, admin: `${this.#config.admin.host}:${this.#config.admin.port}`, workers: this.#config.workers }, 'router listening');
   }
 
@@ -132,6 +151,7 @@ export class RouterSupervisor {
       }, this.#config.drainTimeout + 5000);
       await Promise.all(exited);
       clearTimeout(deadline);
+      await this.#registration?.close();
       await this.#sync.close();
       this.#etcd.close();
       await this.#admin.close();
@@ -213,6 +233,27 @@ export class RouterSupervisor {
       workers: { configured: this.#config.workers, listening: this.#listening.size },
       services,
       certificates: this.#certificates(),
+    });
+  }
+
+  /** The dashboard's data: the same worker scrape as /metrics, and the primary's table and state. */
+  async #dashboard(): Promise<DashboardData> {
+    const workers = [...this.#workers].filter((w) => w.isConnected());
+    const metrics = await this.#metrics.collect(workers, (worker, id) => this.#send(worker, { type: 'metrics-request', id }));
+    const now = Date.now();
+    const routes = [];
+    for (const change of this.#state.values()) if (change.kind === 'route' && change.rule !== null) routes.push({ name: change.name, rule: change.rule });
+    const health = this.#health();
+    return buildDashboard({
+      now,
+      router: { node: this.#config.nodeName, version: TUG_VERSION, startedAt: this.#startedAt, ready: health.ready, draining: health.draining, admin: formatListenAddress(this.#config.admin) },
+      etcd: { endpoints: this.#config.etcd, prefix: this.#config.etcdPrefix, ...this.#sync.state },
+      workers: { configured: this.#config.workers, processes: [...this.#workers].map((w) => ({ pid: w.process.pid ?? 0, listening: this.#listening.has(w) })) },
+      services: this.#table.pools(),
+      routes,
+      certificates: this.#certificates(),
+      metrics,
+      rates: this.#rates.observe(metrics.requests, now),
     });
   }
 

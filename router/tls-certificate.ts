@@ -74,7 +74,7 @@ export function readCertificateFiles(certPath: string, keyPath: string): Certifi
 }
 
 /** DNS names of the subjectAltName, else the subject's CN; invalid names are ignored. */
-function certificateHosts(leaf: X509Certificate): string[] {
+export function certificateHosts(leaf: X509Certificate): string[] {
   const names: string[] = [];
   for (const entry of (leaf.subjectAltName ?? '').split(/,\s*/)) {
     if (entry.startsWith('DNS:')) names.push(entry.slice(4));

@@ -12,8 +12,8 @@ export interface WorkerMetricsSnapshot {
   readonly services: ServiceMetricsSnapshot[];
   /** [status, count] of requests refused before a route was chosen (400, 404, 408, 431, 501, 505). */
   readonly unrouted: [number, number][];
-  /** [service, backend address, ejected now (0|1), ejections so far, requests in flight] */
-  readonly backends: [string, string, number, number, number][];
+  /** [service, backend address, ejected now (0|1), ejections so far, requests in flight, ejected until (epoch ms, 0 = not)] */
+  readonly backends: [string, string, number, number, number, number][];
   readonly connections: Record<ListenerName, number>;
   readonly websockets: number;
   readonly websocketsTotal: number;
@@ -41,7 +41,8 @@ export class WorkerMetrics {
       const snapshot = pool.metrics.snapshot(pool.name);
       if (snapshot !== null) services.push(snapshot);
       for (const { backend } of pool.entries) {
-        backends.push([pool.name, backend.address, backend.isEjected(now) ? 1 : 0, backend.ejectionsTotal, backend.active]);
+        const ejected = backend.isEjected(now);
+        backends.push([pool.name, backend.address, ejected ? 1 : 0, backend.ejectionsTotal, backend.active, ejected ? backend.ejectedUntil : 0]);
       }
     }
     const unrouted: [number, number][] = [];

@@ -3,6 +3,7 @@
 // itself; it answers the primary's metrics requests with a snapshot.
 import { formatListenAddress } from '../common/listen-address.ts';
 import { createLogger } from '../common/logger.ts';
+import { createAccessLog } from './access-log.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
 import { HttpsProxyServer } from './https-server.ts';
@@ -17,7 +18,7 @@ import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messa
 export async function runWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_CONFIG_ENV] ?? 'null') as RouterConfig | null;
   if (config === null || typeof process.send !== 'function') throw new Error('router worker started without its primary');
-  const root = createLogger(config.logLevel);
+  const root = createLogger(config.logLevel, {}, config.logFormat);
   const log = root.child({ component: 'router-worker' });
   const send = (message: ToPrimary) => process.send?.(message);
   const registry = new BackendRegistry({
@@ -29,7 +30,7 @@ export async function runWorker(): Promise<void> {
   const metrics = new WorkerMetrics();
   const http: ProxyContext = {
     table,
-    accessLog: config.accessLog ? root.child({ component: 'access' }) : null,
+    accessLog: config.accessLog ? createAccessLog(config.accessLogFormat, root) : null,
     log,
     proto: 'http',
     httpsPort: config.https?.port ?? 443,

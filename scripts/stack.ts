@@ -3,8 +3,12 @@
 // alive, the router in front of them, and the registry on Azurite (the Azure
 // Blob emulator, data in .stack/). It prints what to curl and runs until
 // Ctrl-C / SIGTERM, then ends every process it started, by pid.
+//
+// The terminal shows only Tug's own logs (readable: TUG_LOG_FORMAT=pretty unless
+// set otherwise) and the summary; etcd, Azurite and the example backends write to
+// .stack/etcd.log, .stack/azurite.log and .stack/backends.log.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, openSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -28,12 +32,17 @@ const AZURITE_CONNECTION = `DefaultEndpointsProtocol=http;AccountName=devstoreac
 const children: ChildProcess[] = [];
 const servers: Server[] = [];
 
-function start(name: string, command: string, args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
-  const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...extraEnv } });
+const STACK_DIR = `${root}.stack`;
+const LOG_FORMAT = process.env.TUG_LOG_FORMAT ?? 'pretty';
+
+/** Starts a process; its output goes to the terminal, or to `logFile` (appended) for the non-Tug ones. */
+function start(name: string, command: string, args: string[], extraEnv: Record<string, string> = {}, logFile?: string): ChildProcess {
+  const output = logFile === undefined ? 'inherit' : openSync(logFile, 'a');
+  const child = spawn(command, args, { stdio: ['ignore', output, output], env: { ...process.env, ...extraEnv } });
   children.push(child);
   child.once('exit', (code, signal) => {
     if (!stopping) {
-      console.error(`stack: ${name} exited (code ${code}, signal ${signal}); stopping the stack`);
+      console.error(`stack: ${name} exited (code ${code}, signal ${signal})${logFile === undefined ? '' : `; see ${logFile}`}; stopping the stack`);
       void stop(1);
     }
   });
@@ -43,10 +52,13 @@ function start(name: string, command: string, args: string[], extraEnv: Record<s
 let stopping = false;
 async function stop(code: number): Promise<never> {
   stopping = true;
+  // Last started, first stopped, one at a time: Tug's processes end while etcd and Azurite still answer.
   for (const child of children.reverse()) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
   }
-  await Promise.all(children.map((c) => c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r))));
   for (const server of servers) server.close();
   process.exit(code);
 }
@@ -68,6 +80,7 @@ async function waitHealthy(url: string, what: string, anyAnswer = false): Promis
 
 function exampleBackend(name: string): Promise<number> {
   const server = createServer((req, res) => {
+    appendFileSync(BACKENDS_LOG, `${new Date().toISOString()} ${name} ${req.method} ${req.url} Host: ${req.headers.host}\n`);
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(`hello from ${name} (${req.method} ${req.url}, Host: ${req.headers.host}, X-Forwarded-For: ${req.headers['x-forwarded-for']})\n`);
   });
@@ -75,13 +88,16 @@ function exampleBackend(name: string): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
 }
 
-mkdirSync(`${root}/.stack`, { recursive: true });
+mkdirSync(STACK_DIR, { recursive: true });
+const ETCD_LOG = `${STACK_DIR}/etcd.log`;
+const AZURITE_LOG = `${STACK_DIR}/azurite.log`;
+const BACKENDS_LOG = `${STACK_DIR}/backends.log`;
 start('etcd', 'etcd', [
   '--name', 'stack', '--data-dir', `${root}/.stack/etcd`,
   '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
   '--listen-peer-urls', `http://127.0.0.1:${ETCD_PEER}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ETCD_PEER}`,
   '--initial-cluster', `stack=http://127.0.0.1:${ETCD_PEER}`, '--log-level', 'warn',
-]);
+], {}, ETCD_LOG);
 await waitHealthy(`${etcdUrl}/health`, 'etcd');
 
 const ports = [await exampleBackend('backend-1'), await exampleBackend('backend-2')];
@@ -92,36 +108,39 @@ lease.on('lost', () => console.error('stack: lease lost; the example backends ar
 for (const [i, port] of ports.entries()) await lease.put(`/services/hello/@${i + 1}`).value(`127.0.0.1:${port}`);
 await etcd.put('/routes/hello-localhost').value(JSON.stringify({ hosts: ['localhost'], service: 'hello' }));
 
-start('router', process.execPath, [`${root}/bin/tug.ts`, 'router', '--http', HTTP, '--https', HTTPS, '--admin', ADMIN, '--etcd', etcdUrl, '--domain', DOMAIN]);
+start('router', process.execPath, [`${root}/bin/tug.ts`, 'router', '--http', HTTP, '--https', HTTPS, '--admin', ADMIN, '--etcd', etcdUrl, '--domain', DOMAIN], { TUG_LOG_FORMAT: LOG_FORMAT });
 await waitHealthy(`http://${ADMIN}/healthz`, 'router');
 
 const azuriteBlob = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
 start('azurite', process.execPath, [
   azuriteBlob, '--silent', '--disableTelemetry', '--skipApiVersionCheck', '--loose',
   '--blobHost', '127.0.0.1', '--blobPort', String(AZURITE_PORT), '--location', `${root}/.stack/azurite`,
-]);
+], {}, AZURITE_LOG);
 await waitHealthy(`http://127.0.0.1:${AZURITE_PORT}/devstoreaccount1?comp=list`, 'azurite', true);
 start('registry', process.execPath, [
   `${root}/bin/tug.ts`, 'registry', '--listen', REGISTRY, '--container', 'registry',
   '--upload-dir', `${root}/.stack/registry/uploads`, '--cache-dir', `${root}/.stack/registry/cache`, '--cache-size', '2GiB',
-], { AZURE_STORAGE_CONNECTION_STRING: AZURITE_CONNECTION });
+], { AZURE_STORAGE_CONNECTION_STRING: AZURITE_CONNECTION, TUG_LOG_FORMAT: LOG_FORMAT });
 await waitHealthy(`http://${REGISTRY}/v2/`, 'registry');
 
 console.log(`
 Tug local stack is up.
-  etcd     ${etcdUrl}
-  router   http://${HTTP}, https://${HTTPS} (certificates from /tls/<name> in etcd)   (admin http://${ADMIN}, /metrics)
-  backends ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} announced as /services/hello/@1 and @2
-  registry http://${REGISTRY}   (on Azurite http://127.0.0.1:${AZURITE_PORT}, container "registry")
+  dashboard http://${ADMIN}/   (the router's admin listener; also /metrics, /routes, /healthz)
+  etcd      ${etcdUrl}
+  router    http://${HTTP}, https://${HTTPS} (certificates from /tls/<name> in etcd)
+  backends  ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} announced as /services/hello/@1 and @2
+  registry  http://${REGISTRY}   (on Azurite http://127.0.0.1:${AZURITE_PORT}, container "registry")
 
 Try:
   curl -H 'Host: hello.${DOMAIN}' http://${HTTP}/        # round-robins over both backends
   curl http://${HTTP.replace('127.0.0.1', 'localhost')}/                 # the /routes/hello-localhost rule
   curl http://${ADMIN}/routes                      # the routing table
   curl http://${ADMIN}/healthz
+  npx tug status --etcd ${etcdUrl}      # every router, service, route and expiring certificate, from etcd
   ETCDCTL_API=3 etcdctl --endpoints ${etcdUrl} get --prefix /services/
   curl http://${REGISTRY}/v2/_catalog                      # the registry's repositories
   skopeo copy --dest-tls-verify=false oci:<layout-dir>:<tag> docker://${REGISTRY}/app:<tag>
 
+Output of etcd, Azurite and the example backends: .stack/etcd.log, .stack/azurite.log, .stack/backends.log.
 Ctrl-C stops the stack.
 `);

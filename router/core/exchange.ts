@@ -400,6 +400,6 @@ export class Exchange implements UpstreamUser {
 
   #finish(backend: Backend | null, error?: string): void {
     this.#ctx.inFlight--;
-    recordProxied(this.#ctx, this.#route, backend, this.#started, this.method, this.#host, this.#path, this.status, this.#bytes, this.#attempts, this.#head.requestId, error);
+    recordProxied(this.#ctx, this.#route, backend, this.#started, this.method, this.#host, this.#path, this.status, this.#bytes, this.#attempts, this.#head, error);
   }
 }

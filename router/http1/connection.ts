@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { Backend } from '../backend.ts';
 import { recordRedirect, recordUnrouted } from '../exchange-record.ts';
 import type { ClientSide } from '../core/client-side.ts';
+import type { RequestHead } from '../forward-headers.ts';
 import { Exchange, upstreamRequestHead } from '../core/exchange.ts';
 import type { ProxyContext } from '../proxy-context.ts';
 import type { UpgradeHandler } from '../websocket-proxy.ts';
@@ -232,11 +233,11 @@ export class ClientConnection implements ClientSide {
     const decision = routeRequest(ctx, p.target, p.raw, 1, p.minor, this.#remote, null);
     const { head, host, path } = decision;
     if (decision.action === REFUSE) {
-      this.#sendError(p.method, head.requestId, decision.status, decision.reason, started, host, path);
+      this.#sendError(p.method, head, decision.status, decision.reason, started, host, path);
       return;
     }
     if (decision.action === REDIRECT) {
-      this.#sendRedirect(p.method, head.requestId, decision.route, host, path, decision.location, started);
+      this.#sendRedirect(p.method, head, decision.route, host, path, decision.location, started);
       return;
     }
     const route = decision.route;
@@ -410,20 +411,22 @@ export class ClientConnection implements ClientSide {
     return close;
   }
 
-  /** A 308 to the same URL on HTTPS, as proxy-exchange's sendRedirect. */
-  #sendRedirect(method: string, requestId: string, route: Route, host: string, path: string, location: string, started: number): void {
+  /** A 308 to the same URL on HTTPS. */
+  #sendRedirect(method: string, head: RequestHead, route: Route, host: string, path: string, location: string, started: number): void {
+    const requestId = head.requestId;
     const ctx = this.server.ctx;
     const body = `308 Permanent Redirect: ${location}\n`;
     const close = !this.bodyComplete || this.clientClose || this.server.draining;
     const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
     this.socket.write(`HTTP/1.1 308 Permanent Redirect\r\nlocation: ${location}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
-    recordRedirect(ctx, route, started, method, host, path, requestId, location);
+    recordRedirect(ctx, route, started, method, host, path, head, location);
     this.#exchangeDone(close);
   }
 
-  #sendError(method: string, requestId: string, status: number, reason: string, started: number, host: string, path: string): void {
+  #sendError(method: string, head: RequestHead, status: number, reason: string, started: number, host: string, path: string): void {
+    const requestId = head.requestId;
     const close = this.#writeError(status, requestId, method);
-    recordUnrouted(this.server.ctx, started, method, host, path, status, requestId, reason);
+    recordUnrouted(this.server.ctx, started, method, host, path, status, head, reason);
     this.#exchangeDone(close);
   }
 

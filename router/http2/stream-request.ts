@@ -48,10 +48,10 @@ export function serveStream(server: StreamServerSide, stream: ServerHttp2Stream,
   if (decision.action !== PROXY) {
     if (decision.action === REDIRECT) {
       answer(stream, method, 308, head.requestId, null, `308 Permanent Redirect: ${decision.location}\n`, decision.location);
-      recordRedirect(ctx, decision.route, started, method, host, decision.path, head.requestId, decision.location);
+      recordRedirect(ctx, decision.route, started, method, host, decision.path, head, decision.location);
     } else {
       answer(stream, method, decision.status, head.requestId, null);
-      recordUnrouted(ctx, started, method, host, decision.path, decision.status, head.requestId, decision.reason);
+      recordUnrouted(ctx, started, method, host, decision.path, decision.status, head, decision.reason);
     }
     return;
   }
