@@ -220,37 +220,3 @@ function dropConnectionListed(headers: string[], connection: string): void {
   }
   headers.length = out;
 }
-
-const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
-/** Framing a Connection token never removes from a response (node:http frames by Content-Length when present). */
-const RESPONSE_FRAMING = 'content-length';
-
-/**
- * Upstream response headers (as parsed by undici: lowercase names) to a flat list for the client.
- * `hsts`: the route's Strict-Transport-Security value on HTTPS (it replaces the upstream's), or null.
- */
-export function responseHeaders(parsed: Record<string, string | string[] | undefined>, requestId: string, hsts: string | null = null): string[] {
-  const out: string[] = [];
-  let listed: string[] | null = null;
-  let hasRequestId = false;
-  for (const name in parsed) {
-    const value = parsed[name];
-    if (value === undefined) continue;
-    if (RESPONSE_HOP_BY_HOP.has(name)) {
-      if (name === 'connection') listed = String(value).toLowerCase().split(',').map((t) => t.trim()).filter((t) => t !== RESPONSE_FRAMING);
-      continue;
-    }
-    if (hsts !== null && name === 'strict-transport-security') continue;
-    if (name === 'x-request-id') hasRequestId = true;
-    if (typeof value === 'string') out.push(name, value);
-    else for (const v of value) out.push(name, v);
-  }
-  if (hsts !== null) out.push('strict-transport-security', hsts);
-  if (listed !== null) {
-    const kept: string[] = [];
-    for (let i = 0; i < out.length; i += 2) if (!listed.includes(out[i])) kept.push(out[i], out[i + 1]);
-    return hasRequestId ? kept : [...kept, 'x-request-id', requestId];
-  }
-  if (!hasRequestId) out.push('x-request-id', requestId);
-  return out;
-}

@@ -16,6 +16,7 @@ import { countConnections, type Http1Server, type ListenerOptions } from './http
 import type { UpstreamPool } from './http1/upstream-pool.ts';
 import { serveStream, type StreamServerSide } from './http2/stream-request.ts';
 import type { ProxyContext } from './proxy-context.ts';
+import { SessionTicketKeys } from './session-tickets.ts';
 import type { CertificateStore } from './sni-certificates.ts';
 import type { CertificateSpec } from './tls-certificate.ts';
 import { TLS_POLICY } from './tls-policy.ts';
@@ -32,7 +33,7 @@ export class HttpsProxyServer implements StreamServerSide {
   readonly #sessions = new Set<ServerHttp2Session>();
   readonly exchanges = new Set<Exchange>();
   readonly #sweeper: NodeJS.Timeout;
-  #ticketKeys: Buffer | null = null;
+  #tickets: SessionTicketKeys | null = null;
   /** The raw engine, serving the connections that chose HTTP/1.1, and owning the upstream pools. */
   readonly #http1: Http1Server;
 
@@ -99,18 +100,19 @@ export class HttpsProxyServer implements StreamServerSide {
   /** Serves `spec` to clients without SNI and to names no certificate covers (null: those handshakes fail). */
   setDefaultCertificate(spec: CertificateSpec | null): void {
     this.#server.setSecureContext(spec === null ? { ...TLS_POLICY } : { ...TLS_POLICY, cert: spec.cert, key: spec.key });
-    // A new listener context comes with new random ticket keys: put the shared ones back.
-    if (this.#ticketKeys !== null) this.#server.setTicketKeys(this.#ticketKeys);
+    // A new listener context comes with Node's own ticket callback: put the shared, renewing one back.
+    this.#tickets?.install(this.#server);
   }
 
   /**
    * The keys that encrypt session tickets (48 bytes): the primary gives every worker the same ones,
-   * so a ticket issued by one worker resumes on another. Tickets under the previous keys stop
-   * resuming (one full handshake each): Node's listener holds one key set, no older one to decrypt with.
+   * so a ticket issued by one worker resumes on another; every resumption gets a new ticket, and
+   * tickets under the previous keys still resume after a rotation (session-tickets.ts).
    */
   setTicketKeys(keys: Buffer): void {
-    this.#ticketKeys = keys;
-    this.#server.setTicketKeys(keys);
+    if (this.#tickets === null) this.#tickets = new SessionTicketKeys(keys);
+    else this.#tickets.rotate(keys);
+    this.#tickets.install(this.#server);
   }
 
   listen(): Promise<void> {

@@ -34,10 +34,9 @@ const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.ts', import.meta.url))
 /**
  * How long one set of session-ticket keys lives. Every worker gets the same keys (the kernel spreads
  * a client's connections over all workers, and a ticket must resume on any of them), made here and
- * never written anywhere. Node's setTicketKeys holds one key set, with no "previous key" still
- * accepted for decryption, so a rotation costs each client with a live ticket one full handshake;
- * once a day bounds what a leaked key decrypts (forward secrecy) at that price. Tickets live
- * Node's default 300 s, so only clients resuming within 5 minutes of a rotation notice it.
+ * never written anywhere. Workers still accept the previous set after a rotation (and renew such
+ * tickets under the new one: router/session-tickets.ts); once a day bounds what a leaked key
+ * decrypts (forward secrecy).
  */
 const TICKET_KEY_LIFETIME = 24 * 60 * 60 * 1000;
 

@@ -1,7 +1,6 @@
 // The upstream response head: status line, fields and framing (RFC 9112 §6.3),
-// and the head the client gets, rewritten with the rules of forward-headers.ts'
-// responseHeaders: hop-by-hop fields and those named in Connection dropped,
-// X-Request-Id added when the backend set none. Framing (Content-Length,
+// and the head an HTTP/1.1 client gets: hop-by-hop fields and those named in
+// Connection dropped, X-Request-Id added when the backend set none. Framing (Content-Length,
 // Transfer-Encoding) and Connection are never copied from the backend: the
 // client head states them from what the router parsed and forwards, so no
 // Connection token and no duplicate can leave a response unframed.
