@@ -7,6 +7,7 @@ import { announceCommand } from '../deployer/announce.command.ts';
 import { deployActions, deployCommand } from '../deployer/deploy.command.ts';
 import { gcCommand } from '../registry-proxy/gc.command.ts';
 import { registryCommand } from '../registry-proxy/registry.command.ts';
+import { tokenServerCommand } from '../registry-proxy/token-server.command.ts';
 import { routerCommand } from '../router/router.command.ts';
 import { unitsCommand } from '../units/units.command.ts';
 
@@ -19,6 +20,7 @@ export function createProgram(): Command {
     .addCommand(registryCommand(
       async (config) => (await import('../registry-proxy/main.ts')).startRegistry(config),
       gcCommand(async (config) => (await import('../registry-proxy/gc-main.ts')).runGarbageCollection(config)),
+      tokenServerCommand(async (config) => (await import('../registry-proxy/token-server-main.ts')).startTokenServer(config)),
     ))
     .addCommand(announceCommand(async (config) => (await import('../deployer/announce-main.ts')).startAnnouncer(config)))
     .addCommand(unitsCommand(async (config, out) => (await import('../units/render-main.ts')).renderUnitsToDir(config, out)))
