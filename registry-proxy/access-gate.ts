@@ -3,7 +3,9 @@
 // its credentials are wrong), the route says what it needs on which
 // repository, and the request's access says whether that is allowed.
 // Denied: 401 UNAUTHORIZED with the authenticator's challenge when the client
-// sent no credentials and some could help, else 403 DENIED.
+// sent no credentials and some could help, else what the authenticator says
+// (403 DENIED for basic auth; for token auth, as distribution does, a 401
+// asking for a token with the missing scope), and 403 DENIED without auth.
 import type { IncomingMessage } from 'node:http';
 import type { Action } from './access-policy.ts';
 import { RegistryError } from './registry-errors.ts';
@@ -19,6 +21,8 @@ export interface Authenticator {
   authenticate(req: IncomingMessage): Promise<RequestAccess | null>;
   /** The 401 telling a client without credentials how to sign in (for `needed`, when known). */
   challenge(needed: Needed | null): RegistryError;
+  /** The answer to a signed-in client its credentials do not allow `needed`: 403 DENIED, or a 401 asking for a better token. */
+  denied(needed: Needed): RegistryError;
 }
 
 export class AccessGate {
@@ -53,7 +57,15 @@ export class AccessGate {
     }
     const missing = needs.filter((action) => !access.may(route.name, action));
     if (missing.length === 0) return access;
-    if (couldSignIn) throw this.#authenticator!.challenge({ repository: route.name, actions: needs.includes('push') ? ['pull', 'push'] : needs });
-    throw new RegistryError('DENIED', undefined, { detail: { repository: route.name, actions: missing } });
+    // Clients ask for pull with push (a push reads blobs too): the challenge names both.
+    const needed = { repository: route.name, actions: needs.includes('push') ? ['pull', 'push'] as const : needs };
+    if (couldSignIn) throw this.#authenticator!.challenge(needed);
+    if (signedIn && this.#authenticator) throw this.#authenticator.denied(needed);
+    throw deniedError(needed);
   }
+}
+
+/** 403 DENIED, naming what was asked for. */
+export function deniedError(needed: Needed): RegistryError {
+  return new RegistryError('DENIED', undefined, { detail: needed === 'catalog' ? { catalog: true } : { repository: needed.repository, actions: needed.actions } });
 }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { AccessPolicy } from './access-policy.ts';
-import type { Authenticator } from './access-gate.ts';
+import { deniedError, type Authenticator, type Needed } from './access-gate.ts';
 import type { HtpasswdUsers } from './htpasswd-users.ts';
 import { RegistryError } from './registry-errors.ts';
 import { policyAccess, type RequestAccess } from './request-access.ts';
@@ -44,6 +44,10 @@ export class BasicAuthenticator implements Authenticator {
     if (this.#remembered.size >= MAX_REMEMBERED) this.#remembered.delete(this.#remembered.keys().next().value!);
     this.#remembered.set(key, { user, until: Date.now() + REMEMBER_MS });
     return policyAccess(this.#policy, user);
+  }
+
+  denied(needed: Needed): RegistryError {
+    return deniedError(needed);
   }
 
   challenge(): RegistryError {

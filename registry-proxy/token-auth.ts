@@ -49,6 +49,11 @@ export class TokenAuthenticator implements Authenticator {
     return new RegistryError('UNAUTHORIZED', undefined, { headers: { 'WWW-Authenticate': `Bearer ${params.join(',')}` } });
   }
 
+  /** A token without the scope: 401 asking for one with it (clients fetch a new token and retry). */
+  denied(needed: Needed): RegistryError {
+    return this.challenge(needed, 'insufficient_scope');
+  }
+
   async #verify(token: string): Promise<JWTPayload | null> {
     let kid: string | undefined;
     try {
