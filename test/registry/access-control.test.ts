@@ -9,35 +9,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import bcrypt from 'bcryptjs';
 import { AzuriteServer } from '../helpers/azurite.ts';
 import { layoutBlobs, OciLayoutWriter } from '../helpers/oci-layout.ts';
 import { errorCode, RegistryClient, sha256 } from '../helpers/registry-client.ts';
 import { startRegistry, type RegistryProcess } from '../helpers/registry.ts';
 import { skopeo } from '../helpers/skopeo.ts';
 import { TUG } from '../helpers/tug-process.ts';
-
-/** The ACL of these tests, as an operator writes it (YAML); the README shows the same shape. */
-export const TEST_ACL = `
-groups:
-  team-a: [alice]
-rules:
-  - repositories: ["team-a/**"]
-    groups: [team-a]
-    actions: [pull, push]
-  - repositories: ["public/**"]
-    anonymous: true
-    actions: [pull]
-  - repositories: ["public/*"]
-    users: [bob]
-    actions: [pull, push, delete]
-`;
-
-export async function writeUsers(dir: string): Promise<string> {
-  const path = join(dir, 'htpasswd');
-  await writeFile(path, `alice:${bcrypt.hashSync('alice-pw', 5)}\nbob:${bcrypt.hashSync('bob-pw', 5)}\n`);
-  return path;
-}
+import { TEST_ACL, writeUsers } from '../helpers/registry-users.ts';
 
 const basic = (user: string, password: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
 const ALICE = basic('alice', 'alice-pw');
