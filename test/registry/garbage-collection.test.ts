@@ -208,4 +208,16 @@ describe('garbage collection', () => {
       await assertSameImage(image.source, pulled, 'v1');
     }
   });
+
+  it('draws its progress on a terminal as one line updated in place', async () => {
+    // util-linux's script(1) gives the process a pseudo-terminal.
+    const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+    const command = [process.execPath, TUG, 'registry', 'gc', '--container', 'registry', '--dry-run'].map(quote).join(' ');
+    const { stdout } = await run('script', ['-qec', command, '/dev/null'], {
+      env: { ...process.env, AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString },
+      timeout: 60_000,
+    });
+    assert.match(stdout, /\r\x1b\[Kgc: listing repository links: \d+/, 'redrawn in place');
+    assert.match(stdout, /\r\x1b\[Kgc: listing blobs: done, \d+ kept, \d+ unreferenced\r?\n/, 'a finished phase stays on its own line');
+  });
 });
