@@ -4,7 +4,8 @@
 // which needs no overlay mounts) and its own auth file, and talks plain HTTP
 // (`--tls-verify=false`). Only pull, push, login and logout: nothing runs a container.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,7 +20,9 @@ export class Podman {
   }
 
   static async create(): Promise<Podman> {
-    const dir = await mkdtemp(join(tmpdir(), 'tug-podman-'));
+    // Lowercase: podman names an image pulled from a layout after its path, and names are lowercase.
+    const dir = join(tmpdir(), `tug-podman-${randomBytes(6).toString('hex')}`);
+    await mkdir(dir);
     await writeFile(join(dir, 'auth.json'), '{}');
     return new Podman(dir);
   }
@@ -47,7 +50,9 @@ export class Podman {
 
   /** Loads an OCI layout's image into local storage under the name `name`; returns its image ID. */
   async load(layout: string, tag: string, name: string): Promise<string> {
-    const id = (await this.run(['pull', '--quiet', `oci:${layout}:${tag}`])).trim().split('\n').pop()!;
+    const link = join(this.dir, `layout-${randomBytes(4).toString('hex')}`);
+    await symlink(layout, link);
+    const id = (await this.run(['pull', '--quiet', `oci:${link}:${tag}`])).trim().split('\n').pop()!;
     await this.run(['tag', id, name]);
     return id;
   }
