@@ -8,6 +8,7 @@ import { announceCommand } from '../deployer/announce.command.ts';
 import { deployActions, deployCommand } from '../deployer/deploy.command.ts';
 import { gcCommand } from '../registry-proxy/gc.command.ts';
 import { registryCommand } from '../registry-proxy/registry.command.ts';
+import { tokenServerCommand } from '../registry-proxy/token-server.command.ts';
 import { routerCommand } from '../router/router.command.ts';
 import { statusCommand } from '../status/status.command.ts';
 import { unitsCommand } from '../units/units.command.ts';
@@ -21,6 +22,7 @@ export function createProgram(): Command {
     .addCommand(registryCommand(
       async (config) => (await import('../registry-proxy/main.ts')).startRegistry(config),
       gcCommand(async (config) => (await import('../registry-proxy/gc-main.ts')).runGarbageCollection(config)),
+      tokenServerCommand(async (config) => (await import('../registry-proxy/token-server-main.ts')).startTokenServer(config)),
     ))
     .addCommand(announceCommand(async (config) => (await import('../deployer/announce-main.ts')).startAnnouncer(config)))
     .addCommand(statusCommand(async (config) => (await import('../status/status-main.ts')).runStatus(config)))

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BlobServiceClient, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob';
-import { BlobStoreError, type BlobInfo, type BlobStore, type BlobWriter, type ByteRange, type StoredFile } from './blob-store.ts';
+import { BlobStoreError, type BlobInfo, type BlobStore, type BlobWriter, type ByteRange, type DeleteBatchOptions, type StoredFile } from './blob-store.ts';
 import { BlobNaming } from './storage-paths.ts';
 
 export interface AzureBlobStoreOptions {
@@ -113,18 +113,29 @@ export class AzureBlobStore implements BlobStore {
     }
   }
 
+  async touch(path: string): Promise<boolean> {
+    // Set Blob Metadata is a write: it renews Last-Modified (and fails on a
+    // missing blob) without touching the content. The registry sets no metadata.
+    return (await wrapNotFound(`touch ${path}`, async () => {
+      await this.#blob(path).setMetadata({});
+      return true;
+    })) ?? false;
+  }
+
   async delete(path: string): Promise<boolean> {
     return wrap(`delete ${path}`, async () => (await this.#blob(path).deleteIfExists()).succeeded);
   }
 
-  async deleteBatch(paths: readonly string[]): Promise<number> {
-    let removed = 0;
+  async deleteBatch(paths: readonly string[], options: DeleteBatchOptions = {}): Promise<string[]> {
+    const removed: string[] = [];
+    const conditions = options.unmodifiedSince ? { ifUnmodifiedSince: options.unmodifiedSince } : undefined;
     for (let i = 0; i < paths.length; i += AZURE_BATCH_LIMIT) {
       const slice = paths.slice(i, i + AZURE_BATCH_LIMIT);
-      const response = await wrap(`delete ${slice.length} blobs`, () => this.#container.getBlobBatchClient().deleteBlobs(slice.map((p) => this.#blob(p))));
+      const response = await wrap(`delete ${slice.length} blobs`, () => this.#container.getBlobBatchClient().deleteBlobs(slice.map((p) => this.#blob(p)), { conditions }));
       for (const [index, sub] of response.subResponses.entries()) {
-        if (sub.status === 202) removed++;
-        else if (sub.status !== 404) throw new BlobStoreError(`azure: delete ${slice[index] ?? 'blob'}: ${sub.status} ${sub.errorCode ?? ''}`.trim());
+        // 412: modified since the cut-off (a push touched it); 404: already gone.
+        if (sub.status === 202) removed.push(slice[index]);
+        else if (sub.status !== 404 && sub.status !== 412) throw new BlobStoreError(`azure: delete ${slice[index] ?? 'blob'}: ${sub.status} ${sub.errorCode ?? ''}`.trim());
       }
     }
     return removed;

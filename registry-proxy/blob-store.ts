@@ -52,14 +52,28 @@ export interface BlobStore {
   list(dir: string): Promise<string[]>;
   /** Every object below `dir`, in name order. */
   walk(dir: string): AsyncIterable<StoredFile>;
+  /**
+   * Renews the object's modification time in storage itself (never in a
+   * cache); false when nothing is there. A write that reuses what is stored
+   * (an existing blob, a mount, a manifest's references) touches it first:
+   * garbage collection deletes only what was not modified since its cut-off,
+   * so what a push touched cannot be deleted under it.
+   */
+  touch(path: string): Promise<boolean>;
   /** Removes the object at `path`; true when something was there. */
   delete(path: string): Promise<boolean>;
   /**
    * Removes many objects in as few requests as the storage allows (garbage
-   * collection deletes thousands); paths already gone are fine. Returns how
-   * many were removed.
+   * collection deletes thousands); paths already gone are fine. With
+   * `unmodifiedSince`, an object modified after that instant is left in place,
+   * checked by the storage at the moment of the delete. Returns the paths
+   * removed.
    */
-  deleteBatch(paths: readonly string[]): Promise<number>;
+  deleteBatch(paths: readonly string[], options?: DeleteBatchOptions): Promise<string[]>;
+}
+
+export interface DeleteBatchOptions {
+  readonly unmodifiedSince?: Date;
 }
 
 /**

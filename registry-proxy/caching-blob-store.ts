@@ -2,6 +2,9 @@
 // keep serving what it knows while Azure is down. It is the one place that
 // decides what may be answered from the node instead of from storage:
 //
+// Reads only: a write path never takes this node's word that something is
+// stored (gc may have deleted it since); it calls `touch`, which asks Azure.
+//
 //   blob data (blobs/…/data)     immutable: served from the disk cache; filled
 //                                 from Azure once per blob (single flight)
 //   repository links             (_layers, _manifests/revisions) remembered
@@ -14,7 +17,7 @@
 // "Cannot answer" is a BlobStoreError; a definite "not there" from Azure is
 // always believed (and forgotten here), so deletions take effect.
 import { Readable } from 'node:stream';
-import { BlobStoreError, type BlobInfo, type BlobStore, type BlobWriter, type ByteRange, type StoredFile } from './blob-store.ts';
+import { BlobStoreError, type BlobInfo, type BlobStore, type BlobWriter, type ByteRange, type DeleteBatchOptions, type StoredFile } from './blob-store.ts';
 import type { DiskBlobCache } from './disk-blob-cache.ts';
 import { tryParseDigest, type Digest } from './references.ts';
 
@@ -108,14 +111,22 @@ export class CachingBlobStore implements BlobStore {
     return this.#inner.walk(dir);
   }
 
+  /** Always asks storage: the write paths use it to learn what Azure really holds, whatever this node remembers. */
+  async touch(path: string): Promise<boolean> {
+    const found = await this.#inner.touch(path);
+    if (!found) this.#links.delete(path);
+    return found;
+  }
+
   async delete(path: string): Promise<boolean> {
     this.#links.delete(path);
     return this.#inner.delete(path);
   }
 
-  async deleteBatch(paths: readonly string[]): Promise<number> {
-    for (const path of paths) this.#links.delete(path);
-    return this.#inner.deleteBatch(paths);
+  async deleteBatch(paths: readonly string[], options?: DeleteBatchOptions): Promise<string[]> {
+    const removed = await this.#inner.deleteBatch(paths, options);
+    for (const path of removed) this.#links.delete(path);
+    return removed;
   }
 
   async #blobContent(path: string, digest: Digest, signal?: AbortSignal): Promise<Buffer | null> {

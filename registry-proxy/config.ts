@@ -8,10 +8,10 @@ import { parseListenAddress, type ListenAddress } from '../common/listen-address
 import type { LogLevel } from '../common/logger.ts';
 import { optionReader, type OptionSpec } from '../common/option-spec.ts';
 import { parseInteger, parseSize } from '../common/units.ts';
+import { authOptions, resolveAuthConfig, type AuthConfig, type AuthFlag } from './auth-config.ts';
 
-export interface RegistryConfig {
+export interface RegistryConfig extends AuthConfig {
   readonly listen: ListenAddress;
-  readonly htpasswd: string | null;
   readonly azureConnectionString: string;
   readonly container: string;
   readonly rootDirectory: string;
@@ -32,7 +32,8 @@ export interface RegistryConfig {
 /** Every `tug registry` flag: its environment variable, default and meaning (the README's table says the same). */
 export const registryOptions = {
   listen: { flags: '--listen <addr>', env: 'TUG_REGISTRY_LISTEN', default: '127.0.0.1:5000', description: 'HTTP listener, HOST:PORT (loopback by default: units pull from localhost:5000)' },
-  htpasswd: { flags: '--htpasswd <file>', env: 'TUG_REGISTRY_HTPASSWD', default: '', description: 'require basic auth, checked against this htpasswd file of bcrypt hashes (required beyond loopback)' },
+  htpasswd: { flags: '--htpasswd <file>', env: 'TUG_REGISTRY_HTPASSWD', default: '', description: 'require basic auth, checked against this htpasswd file of bcrypt hashes (basic or token auth is required beyond loopback)' },
+  ...authOptions,
   azureConnectionString: { flags: '--azure-connection-string <string>', env: 'AZURE_STORAGE_CONNECTION_STRING', default: undefined, description: 'Azure Storage connection string (required)' },
   container: { flags: '--container <name>', env: 'TUG_REGISTRY_CONTAINER', default: undefined, description: 'Azure Blob container holding every image (required; created when missing)' },
   rootDirectory: { flags: '--root-directory <prefix>', env: 'TUG_REGISTRY_ROOT_DIRECTORY', default: '', description: 'prefix of every blob name in the container (distribution\'s azure rootdirectory)' },
@@ -48,7 +49,10 @@ export const registryOptions = {
   drainTimeout: { flags: '--drain-timeout <duration>', env: 'TUG_REGISTRY_DRAIN_TIMEOUT', default: '30s', description: 'on SIGTERM, longest wait for in-flight requests' },
   accessLog: { flags: '--no-access-log', env: 'TUG_REGISTRY_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
-} as const satisfies Record<keyof RegistryConfig, OptionSpec>;
+} as const satisfies Record<RegistryFlag, OptionSpec>;
+
+/** A flag of `tug registry` (the token settings come from four `--token-*` flags). */
+export type RegistryFlag = Exclude<keyof RegistryConfig, 'token'> | AuthFlag;
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /** Azure's container naming rules: 3-63 chars, lowercase letters, digits and single hyphens, starting and ending alphanumeric. */
@@ -58,7 +62,7 @@ const MAX_BLOCK = 4000 * 1024 * 1024;
 const MIN_BLOCK = 64 * 1024;
 
 /** Raw values as commander hands them over (strings, or false for a negated boolean). */
-export type RawRegistryOptions = Partial<Record<keyof RegistryConfig, string | boolean>>;
+export type RawRegistryOptions = Partial<Record<RegistryFlag, string | boolean>>;
 
 export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
   const { get, duration } = optionReader(registryOptions, raw);
@@ -69,7 +73,7 @@ export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
   if (uploadDir === '') throw configError('--upload-dir: must not be empty');
   const config: RegistryConfig = {
     listen: parseListenAddress('--listen', get('listen')),
-    htpasswd: get('htpasswd') === '' ? null : get('htpasswd'),
+    ...resolveAuthConfig(get),
     azureConnectionString,
     container,
     rootDirectory,
@@ -87,8 +91,8 @@ export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
     logLevel,
   };
   if (config.maxManifestSize < 1024 || config.maxManifestSize > 64 * 1024 * 1024) throw configError('--max-manifest-size: must be between 1KiB and 64MiB');
-  if (config.htpasswd === null && !isLoopback(config.listen.host)) {
-    throw configError(`--listen: ${config.listen.host} is reachable beyond this node; give --htpasswd, or listen on 127.0.0.1`);
+  if (config.auth === 'none' && !isLoopback(config.listen.host)) {
+    throw configError(`--listen: ${config.listen.host} is reachable beyond this node; give --htpasswd (or --auth token), or listen on 127.0.0.1`);
   }
   if (config.cacheSize < 1024 * 1024) throw configError('--cache-size: must be at least 1MiB');
   if (config.blockSize < MIN_BLOCK || config.blockSize > MAX_BLOCK) throw configError('--block-size: must be between 64KiB and 4000MiB');

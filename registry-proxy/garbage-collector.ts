@@ -8,11 +8,17 @@
 // and the `_layers` links of deleted blobs go with them, so no repository
 // keeps claiming a blob that is gone.
 //
-// Like distribution's, it must not race a push of a manifest that reuses a
-// blob older than the grace period that nothing referenced: run it when
-// pushes are quiet.
+// Safe while pushes continue: every delete is conditional on the object not
+// having been modified since the cut-off (now − grace), checked by Azure at
+// the moment of the delete, and a push renews (touches, in storage) every
+// blob and link it reuses — an upload of a blob already stored, a mount, the
+// layers and children a manifest PUT names — before relying on it. So a blob
+// a push reuses is either renewed first (the delete is refused) or deleted
+// first (the push's renewal fails and it writes the blob again, or answers
+// MANIFEST_BLOB_UNKNOWN): a push completes with everything stored, or fails.
 import type { Logger } from '../common/logger.ts';
 import type { BlobStore, StoredFile } from './blob-store.ts';
+import { silentProgress, type GcProgress } from './gc-progress.ts';
 import { parseManifest } from './manifest-document.ts';
 import { tryParseDigest, type Digest } from './references.ts';
 import { StoragePaths } from './storage-paths.ts';
@@ -25,6 +31,8 @@ export interface GarbageCollectionOptions {
   readonly batchSize: number;
   /** Delete batches in flight at once. */
   readonly concurrency: number;
+  /** Where to say how far it got (nothing by default). */
+  readonly progress?: GcProgress;
 }
 
 export interface GarbageCollectionReport {
@@ -32,8 +40,11 @@ export interface GarbageCollectionReport {
   readonly manifests: number;
   readonly blobsKept: number;
   readonly blobsDeleted: number;
+  /** Unreferenced and old when listed, but renewed by a push before their delete: kept. */
+  readonly blobsRenewed: number;
   readonly bytesDeleted: number;
   readonly linksDeleted: number;
+  /** The blob paths deleted (with --dry-run: that would be deleted). */
   readonly deleted: readonly string[];
 }
 
@@ -44,8 +55,12 @@ const BLOB_DATA = /\/blobs\/([a-z0-9]+)\/[0-9a-f]{2}\/([0-9a-f]+)\/data$/;
 const REPOSITORY_LINK = /^\/(.+?)\/(_layers|_manifests\/revisions)\/([a-z0-9]+)\/([0-9a-f]+)\/link$/;
 
 export async function collectGarbage(store: BlobStore, options: GarbageCollectionOptions, log: Logger): Promise<GarbageCollectionReport> {
+  const progress = options.progress ?? silentProgress;
   const started = Date.now();
   const protectedSince = started - options.gracePeriod;
+  // Azure's Last-Modified has whole seconds: anything modified in the cut-off's
+  // second or later must fail the delete's condition.
+  const unmodifiedSince = new Date(Math.floor(protectedSince / 1000) * 1000 - 1000);
   const marked = new Set<string>();
   const layerLinks = new Map<string, string[]>(); // digest → its _layers link paths
   const revisions: { name: string; digest: Digest }[] = [];
@@ -53,7 +68,9 @@ export async function collectGarbage(store: BlobStore, options: GarbageCollectio
 
   // One listing of every link of every repository (including repositories
   // that have layers but no manifest yet, which the catalog does not show).
+  progress.phase('listing repository links');
   for await (const file of store.walk(StoragePaths.repositoriesRoot)) {
+    progress.advance();
     const match = REPOSITORY_LINK.exec(file.path.slice(StoragePaths.repositoriesRoot.length));
     const digest = match ? tryParseDigest(`${match[3]}:${match[4]}`) : null;
     if (!match || !digest) continue;
@@ -68,10 +85,14 @@ export async function collectGarbage(store: BlobStore, options: GarbageCollectio
       layerLinks.set(digest.value, links);
     }
   }
+  progress.end(`${repositories.size} repositories, ${revisions.length} manifests`);
+
+  progress.phase('marking what manifests reference', revisions.length);
   const pending = [...revisions];
   const readManifests = async () => {
     for (let next = pending.pop(); next; next = pending.pop()) {
       const content = await store.getContent(StoragePaths.blobData(next.digest));
+      progress.advance();
       if (!content) {
         log.warn({ repository: next.name, digest: next.digest.value }, 'manifest revision without its blob');
         continue;
@@ -80,10 +101,13 @@ export async function collectGarbage(store: BlobStore, options: GarbageCollectio
     }
   };
   await Promise.all(Array.from({ length: MANIFEST_READERS }, readManifests));
+  progress.end(`${marked.size} blobs marked`);
 
+  progress.phase('listing blobs');
   const doomed: StoredFile[] = [];
   let blobsKept = 0;
   for await (const file of store.walk(StoragePaths.blobsRoot)) {
+    progress.advance();
     const match = BLOB_DATA.exec(file.path);
     const digest = match ? tryParseDigest(`${match[1]}:${match[2]}`) : null;
     if (!digest || marked.has(digest.value) || file.modified.getTime() >= protectedSince) {
@@ -92,24 +116,35 @@ export async function collectGarbage(store: BlobStore, options: GarbageCollectio
     }
     doomed.push(file);
   }
+  progress.end(`${blobsKept} kept, ${doomed.length} unreferenced`);
 
-  const doomedLinks = doomed.flatMap((file) => {
-    const match = BLOB_DATA.exec(file.path)!;
+  const linksOf = (paths: readonly string[]) => paths.flatMap((path) => {
+    const match = BLOB_DATA.exec(path)!;
     return layerLinks.get(`${match[1]}:${match[2]}`) ?? [];
   });
-  const report = {
-    repositories: repositories.size,
-    manifests: revisions.length,
-    blobsKept,
-    blobsDeleted: doomed.length,
-    bytesDeleted: doomed.reduce((sum, f) => sum + f.size, 0),
-    linksDeleted: doomedLinks.length,
-    deleted: doomed.map((f) => f.path),
-  };
-  if (options.dryRun) return report;
+  const summary = { repositories: repositories.size, manifests: revisions.length, blobsKept };
+  if (options.dryRun) {
+    const paths = doomed.map((f) => f.path);
+    return { ...summary, blobsDeleted: doomed.length, blobsRenewed: 0, bytesDeleted: doomed.reduce((sum, f) => sum + f.size, 0), linksDeleted: linksOf(paths).length, deleted: paths };
+  }
   // Blob data first: a link without its blob reads as "unknown", never as corrupt.
-  await deleteInBatches(store, doomed.map((f) => f.path), options);
-  await deleteInBatches(store, doomedLinks, options);
+  // Only the links of blobs really deleted go: a blob a push renewed keeps its links.
+  progress.phase('deleting blobs', doomed.length);
+  const deleted = new Set(await deleteInBatches(store, doomed.map((f) => f.path), unmodifiedSince, options, progress));
+  progress.end(`${deleted.size} deleted, ${doomed.length - deleted.size} renewed by pushes and kept`);
+  const links = linksOf([...deleted]);
+  progress.phase('deleting their repository links', links.length);
+  const linksDeleted = (await deleteInBatches(store, links, unmodifiedSince, options, progress)).length;
+  progress.end();
+  const report = {
+    ...summary,
+    blobsKept: blobsKept + doomed.length - deleted.size,
+    blobsDeleted: deleted.size,
+    blobsRenewed: doomed.length - deleted.size,
+    bytesDeleted: doomed.reduce((sum, f) => sum + (deleted.has(f.path) ? f.size : 0), 0),
+    linksDeleted,
+    deleted: doomed.filter((f) => deleted.has(f.path)).map((f) => f.path),
+  };
   log.info({ ...report, deleted: undefined, ms: Date.now() - started }, 'garbage collected');
   return report;
 }
@@ -124,11 +159,16 @@ function references(content: Buffer): string[] {
   }
 }
 
-async function deleteInBatches(store: BlobStore, paths: readonly string[], options: GarbageCollectionOptions): Promise<void> {
+async function deleteInBatches(store: BlobStore, paths: readonly string[], unmodifiedSince: Date, options: GarbageCollectionOptions, progress: GcProgress): Promise<string[]> {
   const batches: string[][] = [];
   for (let i = 0; i < paths.length; i += options.batchSize) batches.push(paths.slice(i, i + options.batchSize));
+  const removed: string[] = [];
   const worker = async () => {
-    for (let batch = batches.shift(); batch; batch = batches.shift()) await store.deleteBatch(batch);
+    for (let batch = batches.shift(); batch; batch = batches.shift()) {
+      removed.push(...await store.deleteBatch(batch, { unmodifiedSince }));
+      progress.advance(batch.length);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency, batches.length) }, worker));
+  return removed;
 }

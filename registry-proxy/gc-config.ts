@@ -20,7 +20,7 @@ export const gcOptions = {
   rootDirectory: registryOptions.rootDirectory,
   legacyRootPrefix: registryOptions.legacyRootPrefix,
   dryRun: { flags: '--dry-run', env: 'TUG_REGISTRY_GC_DRY_RUN', default: undefined, description: 'list what would be deleted and delete nothing' },
-  gracePeriod: { flags: '--grace-period <duration>', env: 'TUG_REGISTRY_GC_GRACE_PERIOD', default: '1h', description: 'blobs and links younger than this are kept (protects pushes in progress)' },
+  gracePeriod: { flags: '--grace-period <duration>', env: 'TUG_REGISTRY_GC_GRACE_PERIOD', default: '1h', description: 'blobs, manifests and links younger than this are never deleted (a push must finish within it)' },
   deleteConcurrency: { flags: '--delete-concurrency <n>', env: 'TUG_REGISTRY_GC_DELETE_CONCURRENCY', default: '4', description: 'delete batches (up to 256 blobs each) in flight at once' },
   logLevel: registryOptions.logLevel,
 } as const satisfies Record<keyof GcConfig, OptionSpec>;

@@ -1,9 +1,11 @@
 // Wires one garbage collection run: config in, Azure store, the collector;
-// the report on stdout as one JSON line, and the exit code says how it went.
+// the report on stdout as one JSON line, progress on stderr, and the exit
+// code says how it went.
 import { createLogger } from '../common/logger.ts';
 import { AzureBlobStore } from './azure-blob-store.ts';
 import { collectGarbage } from './garbage-collector.ts';
 import type { GcConfig } from './gc-config.ts';
+import { gcProgress } from './gc-progress.ts';
 
 /** Azure's batch limit; one request deletes this many blobs. */
 const DELETE_BATCH = 256;
@@ -24,6 +26,7 @@ export async function runGarbageCollection(config: GcConfig): Promise<void> {
       gracePeriod: config.gracePeriod,
       batchSize: DELETE_BATCH,
       concurrency: config.deleteConcurrency,
+      progress: gcProgress(),
     }, log);
     log.info({ ...report, dryRun: config.dryRun }, config.dryRun ? 'garbage collection (dry run): would delete' : 'garbage collection done');
     log.flush();

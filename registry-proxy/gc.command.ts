@@ -6,7 +6,7 @@ import { gcOptions, resolveGcConfig, type GcConfig, type RawGcOptions } from './
 
 export function gcCommand(run: (config: GcConfig) => Promise<void>): Command {
   const command = new Command('gc')
-    .description('delete the blobs no manifest references (run when pushes are quiet)');
+    .description('delete the blobs no manifest references (safe while pushes continue; what is younger than --grace-period is kept)');
   addOptionTable(command, gcOptions);
   command.action(async (_options: RawGcOptions, self: Command) => {
     // `tug registry` declares the storage flags too and, as commander parses a

@@ -3,6 +3,7 @@
 // docker checks for.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { RegistryError } from './registry-errors.ts';
+import type { RequestAccess } from './request-access.ts';
 
 export interface Exchange {
   readonly req: IncomingMessage;
@@ -15,6 +16,8 @@ export interface Exchange {
   readonly params: readonly string[];
   /** Aborted when the client goes away before the response is complete; passed to storage calls. */
   readonly signal: AbortSignal;
+  /** What the client may do (the gate already checked the route's own repository). */
+  readonly access: RequestAccess;
 }
 
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;

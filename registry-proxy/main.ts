@@ -4,11 +4,11 @@ import { formatListenAddress } from '../common/listen-address.ts';
 import { createLogger } from '../common/logger.ts';
 import { AzureBlobStore } from './azure-blob-store.ts';
 import type { BlobStore } from './blob-store.ts';
-import { HtpasswdAuth } from './basic-auth.ts';
 import { CachingBlobStore } from './caching-blob-store.ts';
 import { Catalog } from './catalog.ts';
 import type { RegistryConfig } from './config.ts';
 import { DiskBlobCache } from './disk-blob-cache.ts';
+import { createAccessGate } from './registry-access.ts';
 import { RegistryServer } from './registry-server.ts';
 import { RepositoryBlobs } from './repository-blobs.ts';
 import { RepositoryManifests } from './repository-manifests.ts';
@@ -30,7 +30,7 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
   });
   const cache = config.cacheDir === null ? null : new DiskBlobCache(config.cacheDir, config.cacheSize, log);
   const store: BlobStore = cache ? new CachingBlobStore(azure, cache) : azure;
-  const auth = config.htpasswd === null ? null : await HtpasswdAuth.load(config.htpasswd);
+  const gate = await createAccessGate(config);
   const blobs = new RepositoryBlobs(store);
   const uploads = new UploadSessions(config.uploadDir, blobs, log);
   const server = new RegistryServer({
@@ -40,7 +40,7 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
     catalog: new Catalog(store),
     maxManifestSize: config.maxManifestSize,
     log,
-  }, { accessLog: config.accessLog, idleTimeout: config.idleTimeout, ...(auth ? { authorize: (req) => auth.check(req) } : {}) });
+  }, { accessLog: config.accessLog, idleTimeout: config.idleTimeout, gate });
 
   const timers: NodeJS.Timeout[] = [];
   const stop = () => {

@@ -6,7 +6,7 @@
 import { digestOf } from './content-digest.ts';
 import { readBodyUpTo, send, type Exchange } from './http-exchange.ts';
 import { parseManifest, referencedBlobs, referencedManifests, storedMediaType } from './manifest-document.ts';
-import { parseDigest, parseManifestReference, type Digest } from './references.ts';
+import { parseDigest, parseManifestReference, tryParseManifestReference, type Digest } from './references.ts';
 import type { RegistryContext } from './registry-context.ts';
 import { RegistryError } from './registry-errors.ts';
 import type { StoredManifest } from './repository-manifests.ts';
@@ -31,13 +31,16 @@ export async function putManifest(ctx: RegistryContext, ex: Exchange): Promise<v
   if (reference.kind === 'digest' && reference.digest.value !== digest.value) {
     throw new RegistryError('DIGEST_INVALID', undefined, { detail: { expected: reference.digest.value, computed: digest.value } });
   }
+  // Asked of storage, never of a node's cache, and renewed: a garbage
+  // collection running now then cannot delete what this manifest needs (it
+  // deletes only what was not modified since it started), and one that
+  // already did makes this PUT fail rather than store a manifest of nothing.
+  // Both link and data: distribution's gc removes blobs and leaves their links.
   for (const blob of referencedBlobs(doc)) {
-    // Both: the link says the repository may use it, the data that it still exists
-    // (distribution's garbage collection removes blobs and leaves their links).
-    if (!(await ctx.blobs.isLinked(ex.name, blob, ex.signal)) || !(await ctx.blobs.stat(blob, ex.signal))) throw blobUnknown(blob);
+    if (!(await ctx.blobs.renewLink(ex.name, blob)) || !(await ctx.blobs.renew(blob))) throw blobUnknown(blob);
   }
   for (const child of referencedManifests(doc)) {
-    if (!(await ctx.manifests.exists(ex.name, child, ex.signal))) throw blobUnknown(child);
+    if (!(await ctx.manifests.renew(ex.name, child))) throw blobUnknown(child);
   }
   await ctx.manifests.put(ex.name, digest, content, doc, reference.kind === 'tag' ? reference.tag : null);
   send(ex, 201, {
@@ -49,7 +52,8 @@ export async function putManifest(ctx: RegistryContext, ex: Exchange): Promise<v
 
 /** DELETE by digest removes the manifest (and the tags on it); DELETE by tag removes only the tag. */
 export async function deleteManifest(ctx: RegistryContext, ex: Exchange): Promise<void> {
-  const reference = parseManifestReference(ex.params[0]);
+  const reference = tryParseManifestReference(ex.params[0]);
+  if (!reference) throw manifestUnknown(ex.params[0]);
   if (reference.kind === 'tag') {
     if (!(await ctx.manifests.deleteTag(ex.name, reference.tag))) throw manifestUnknown(reference.tag);
     send(ex, 202);
@@ -62,7 +66,8 @@ export async function deleteManifest(ctx: RegistryContext, ex: Exchange): Promis
 }
 
 async function findManifest(ctx: RegistryContext, ex: Exchange): Promise<StoredManifest> {
-  const reference = parseManifestReference(ex.params[0]);
+  const reference = tryParseManifestReference(ex.params[0]);
+  if (!reference) throw manifestUnknown(ex.params[0]);
   const digest = reference.kind === 'digest' ? reference.digest : await ctx.manifests.resolveTag(ex.name, reference.tag, ex.signal);
   const manifest = digest ? await ctx.manifests.read(ex.name, digest, ex.signal) : null;
   if (!manifest) throw manifestUnknown(ex.params[0]);
@@ -70,7 +75,7 @@ async function findManifest(ctx: RegistryContext, ex: Exchange): Promise<StoredM
 }
 
 function manifestUnknown(reference: string): RegistryError {
-  return new RegistryError('MANIFEST_UNKNOWN', undefined, { detail: { reference } });
+  return new RegistryError('MANIFEST_UNKNOWN', undefined, { detail: { reference: reference.slice(0, 300) } });
 }
 
 function blobUnknown(digest: Digest): RegistryError {

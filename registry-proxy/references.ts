@@ -58,7 +58,21 @@ export function parseDigest(value: string): Digest {
 
 export type ManifestReference = { readonly kind: 'tag'; readonly tag: string } | { readonly kind: 'digest'; readonly digest: Digest };
 
-/** A manifest `<reference>`: a digest when it has a `:`, else a tag. */
+/**
+ * A manifest `<reference>` to look up: null when it is neither a valid tag nor
+ * a digest the registry computes, which names nothing the registry can hold —
+ * so reads and deletes answer MANIFEST_UNKNOWN for it (as distribution does),
+ * and only a PUT, which would create it, refuses it as invalid.
+ */
+export function tryParseManifestReference(reference: string): ManifestReference | null {
+  if (reference.includes(':')) {
+    const digest = tryParseDigest(reference);
+    return digest ? { kind: 'digest', digest } : null;
+  }
+  return isTag(reference) ? { kind: 'tag', tag: reference } : null;
+}
+
+/** A manifest `<reference>` to store under: a digest when it has a `:`, else a tag; invalid ones are DIGEST_INVALID / TAG_INVALID. */
 export function parseManifestReference(reference: string): ManifestReference {
   if (reference.includes(':')) return { kind: 'digest', digest: parseDigest(reference) };
   if (!isTag(reference)) throw new RegistryError('TAG_INVALID', 'invalid tag', { detail: { tag: reference.slice(0, 300) } });

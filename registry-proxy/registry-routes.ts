@@ -21,7 +21,7 @@ interface Route {
   readonly methods: Readonly<Record<string, Handler>>;
 }
 
-async function versionCheck(_ctx: RegistryContext, ex: Exchange): Promise<void> {
+export async function versionCheck(_ctx: RegistryContext, ex: Exchange): Promise<void> {
   sendJson(ex, 200, {});
 }
 

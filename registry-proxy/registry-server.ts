@@ -8,16 +8,17 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.ts';
 import type { ListenAddress } from '../common/listen-address.ts';
 import { sendError } from './http-exchange.ts';
+import type { AccessGate } from './access-gate.ts';
 import type { RegistryContext } from './registry-context.ts';
-import { RegistryError, registryErrorFrom } from './registry-errors.ts';
+import { registryErrorFrom } from './registry-errors.ts';
 import { matchRoute } from './registry-routes.ts';
 
 export interface RegistryServerOptions {
   readonly accessLog: boolean;
   /** Idle time allowed on a connection, including mid-body (a slow push is fine; a silent one is not). */
   readonly idleTimeout: number;
-  /** Checks a request's credentials; returns the error to answer, or null to let it through. */
-  readonly authorize?: (req: IncomingMessage) => Promise<RegistryError | null>;
+  /** Lets a request in (with what it may do) or throws the 401/403 to answer. */
+  readonly gate: AccessGate;
 }
 
 export class RegistryServer {
@@ -101,8 +102,6 @@ export class RegistryServer {
     req.on('error', () => {});
     try {
       if (this.#closed) res.setHeader('Connection', 'close');
-      const denied = (await this.#options.authorize?.(req)) ?? null;
-      if (denied) throw denied;
       // The path is matched as sent: URL parsing would resolve `..` and `//` and
       // serve another repository than the one named, instead of refusing the name.
       const target = req.url ?? '/';
@@ -110,7 +109,8 @@ export class RegistryServer {
       const pathname = queryAt === -1 ? target : target.slice(0, queryAt);
       const url = new URL(`http://registry.invalid/${queryAt === -1 ? '' : target.slice(queryAt)}`);
       const route = matchRoute(req.method ?? 'GET', pathname);
-      await route.handler(this.#ctx, { req, res, url, name: route.name, params: route.params, signal: controller.signal });
+      const access = await this.#options.gate.admit(req, route);
+      await route.handler(this.#ctx, { req, res, url, name: route.name, params: route.params, signal: controller.signal, access });
     } catch (err) {
       if (controller.signal.aborted) {
         this.#log.debug({ path: req.url?.slice(0, 300), err: (err as Error).message }, 'client went away');

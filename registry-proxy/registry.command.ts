@@ -4,10 +4,10 @@ import { Command } from 'commander';
 import { addOptionTable } from '../common/option-spec.ts';
 import { registryOptions, resolveRegistryConfig, type RawRegistryOptions, type RegistryConfig } from './config.ts';
 
-export function registryCommand(run: (config: RegistryConfig) => Promise<void>, gc: Command): Command {
+export function registryCommand(run: (config: RegistryConfig) => Promise<void>, ...subcommands: Command[]): Command {
   const command = new Command('registry')
-    .description('the OCI / Docker registry of this node, stored in Azure Blob Storage')
-    .addCommand(gc);
+    .description('the OCI / Docker registry of this node, stored in Azure Blob Storage');
+  for (const subcommand of subcommands) command.addCommand(subcommand);
   addOptionTable(command, registryOptions);
   command.action(async (options: RawRegistryOptions) => {
     await run(resolveRegistryConfig(options));

@@ -33,6 +33,20 @@ export class RepositoryBlobs {
     return (await this.#store.stat(StoragePaths.manifestRevisionLink(name, digest), signal)) !== null;
   }
 
+  /**
+   * Whether storage itself (never a node's cache) holds the blob, renewing it
+   * so a garbage collection running now cannot delete it: what a push reuses
+   * goes through here.
+   */
+  renew(digest: Digest): Promise<boolean> {
+    return this.#store.touch(StoragePaths.blobData(digest));
+  }
+
+  /** isLinked, asked of storage and renewed, for a push that is about to rely on the link. */
+  async renewLink(name: string, digest: Digest): Promise<boolean> {
+    return (await this.#store.touch(StoragePaths.layerLink(name, digest))) || this.#store.touch(StoragePaths.manifestRevisionLink(name, digest));
+  }
+
   async link(name: string, digest: Digest): Promise<void> {
     await this.#store.putContent(StoragePaths.layerLink(name, digest), Buffer.from(digest.value));
   }
@@ -45,12 +59,13 @@ export class RepositoryBlobs {
   /**
    * Streams `source` into the blob store at `digest`'s path, hashing every byte,
    * and commits only when the content matches `digest`; otherwise nothing
-   * becomes visible and DIGEST_INVALID is thrown. When the blob is already
-   * stored the content is still verified, then dropped. Returns the size.
+   * becomes visible and DIGEST_INVALID is thrown. When storage already holds
+   * the blob (asked of storage, and renewed against garbage collection) the
+   * content is still verified, then dropped. Returns the size.
    */
   async storeVerified(digest: Digest, source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<number> {
     const hasher = new DigestHasher(digest.algorithm);
-    const existing = await this.stat(digest, signal);
+    const existing = await this.renew(digest);
     const writer = existing ? null : this.#store.writer(StoragePaths.blobData(digest), signal);
     try {
       for await (const chunk of source) {

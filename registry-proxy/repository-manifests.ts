@@ -35,6 +35,11 @@ export class RepositoryManifests {
     return (await this.#store.stat(StoragePaths.manifestRevisionLink(name, digest), signal)) !== null;
   }
 
+  /** exists, asked of storage and renewed (link and bytes), for a push that is about to rely on it. */
+  async renew(name: string, digest: Digest): Promise<boolean> {
+    return (await this.#store.touch(StoragePaths.manifestRevisionLink(name, digest))) && this.#store.touch(StoragePaths.blobData(digest));
+  }
+
   /** The manifest's bytes when it is in the repository, else null. */
   async read(name: string, digest: Digest, signal?: AbortSignal): Promise<StoredManifest | null> {
     if (!(await this.exists(name, digest, signal))) return null;
@@ -44,8 +49,9 @@ export class RepositoryManifests {
 
   /** Stores a validated manifest and links it (and, with `tag`, points the tag at it). */
   async put(name: string, digest: Digest, content: Buffer, doc: ManifestDocument, tag: string | null): Promise<void> {
-    const data = StoragePaths.blobData(digest);
-    if (!(await this.#store.stat(data))) await this.#store.putContent(data, content);
+    // Always written, never "already there?": a node's cache may remember bytes
+    // garbage collection has deleted, and a fresh write is safe from a gc running now.
+    await this.#store.putContent(StoragePaths.blobData(digest), content);
     const link = Buffer.from(digest.value);
     await this.#store.putContent(StoragePaths.manifestRevisionLink(name, digest), link);
     if (doc.subject) await this.#store.putContent(StoragePaths.referrerLink(name, doc.subject.digest, digest), link);

@@ -3,7 +3,7 @@
 // then PATCH chunks, GET status, PUT ?digest= to complete, DELETE to cancel.
 import { hasBody, send, type Exchange } from './http-exchange.ts';
 import { parseContentRange, uploadedRange } from './http-ranges.ts';
-import { parseDigest, parseRepositoryName, type Digest } from './references.ts';
+import { isRepositoryName, parseDigest, tryParseDigest, type Digest } from './references.ts';
 import type { RegistryContext } from './registry-context.ts';
 import { RegistryError } from './registry-errors.ts';
 import type { UploadSession } from './upload-sessions.ts';
@@ -11,10 +11,12 @@ import type { UploadSession } from './upload-sessions.ts';
 export async function startUpload(ctx: RegistryContext, ex: Exchange): Promise<void> {
   const mount = ex.url.searchParams.get('mount');
   if (mount !== null) {
-    const digest = parseDigest(mount);
+    // A mount the registry cannot do — an unknown blob, but also a malformed
+    // digest or `from` — is answered, as distribution does, with a fresh upload.
+    const digest = tryParseDigest(mount);
     const fromRaw = ex.url.searchParams.get('from');
-    const from = fromRaw === null ? null : parseRepositoryName(fromRaw);
-    if (await mountable(ctx, digest, from, ex.signal)) {
+    const from = fromRaw === null ? null : isRepositoryName(fromRaw) ? fromRaw : undefined;
+    if (digest && from !== undefined && await mountable(ctx, ex, digest, from)) {
       await ctx.blobs.link(ex.name, digest);
       created(ex, digest);
       return;
@@ -66,10 +68,25 @@ export async function cancelUpload(ctx: RegistryContext, ex: Exchange): Promise<
   send(ex, 204);
 }
 
-/** Whether the blob can be linked into the repository without upload: it is in `from` (or, without `from`, anywhere). */
-async function mountable(ctx: RegistryContext, digest: Digest, from: string | null, signal: AbortSignal): Promise<boolean> {
-  if (from !== null && !(await ctx.blobs.isLinked(from, digest, signal))) return false;
-  return (await ctx.blobs.stat(digest, signal)) !== null;
+/** Repositories searched for a blob mounted without `from` by a client that may not pull everywhere. */
+const MOUNT_SEARCH_LIMIT = 50;
+
+/**
+ * Whether the blob can be linked into the repository without upload: it is in
+ * `from`, which the client may pull; without `from`, it is anywhere when the
+ * client may pull everything, else in one of the repositories it may pull.
+ */
+async function mountable(ctx: RegistryContext, ex: Exchange, digest: Digest, from: string | null): Promise<boolean> {
+  if (from !== null) {
+    if (!ex.access.may(from, 'pull') || !(await ctx.blobs.isLinked(from, digest, ex.signal))) return false;
+  } else if (!ex.access.pullsEverywhere) {
+    const pullable = (await ctx.catalog.repositories()).filter((name) => ex.access.may(name, 'pull')).slice(0, MOUNT_SEARCH_LIMIT);
+    let found = false;
+    for (const name of pullable) if (!found) found = await ctx.blobs.isLinked(name, digest, ex.signal);
+    if (!found) return false;
+  }
+  // Storage's word, not the node cache's, and renewed against a gc running now.
+  return ctx.blobs.renew(digest);
 }
 
 /** Chunks must arrive in order: a chunk that does not start where the upload ends is refused with 416. */

@@ -14,6 +14,7 @@ declare -A packages=(
   [curl]=curl
   [pgrep]=procps
   [skopeo]=skopeo
+  [podman]=podman
   [docker-registry]=docker-registry
   [systemd-analyze]=systemd
   [promtool]=prometheus

@@ -1,6 +1,7 @@
 // Basic authentication with an htpasswd file of bcrypt hashes, and the rule
 // that makes it mandatory: the registry refuses to listen beyond loopback
-// without it.
+// without it. An unknown user costs what a known one does (timing tells
+// nobody which users exist), and concurrent bcrypt checks are bounded.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -16,6 +17,11 @@ import { startRegistry, type RegistryProcess } from '../helpers/registry.ts';
 import { skopeo } from '../helpers/skopeo.ts';
 import { TUG } from '../helpers/tug-process.ts';
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
 
 describe('basic auth', () => {
   let azurite: AzuriteServer;
@@ -26,7 +32,8 @@ describe('basic auth', () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'tug-auth-'));
     htpasswd = join(work, 'htpasswd');
-    await writeFile(htpasswd, `# users of the test registry\nci:${bcrypt.hashSync('s3cret', 4)}\n`);
+    // Cost 5, as `htpasswd -B` writes by default.
+    await writeFile(htpasswd, `# users of the test registry\nci:${bcrypt.hashSync('s3cret', 5)}\n`);
     azurite = await AzuriteServer.start();
     registry = await startRegistry({ connectionString: azurite.connectionString, args: ['--htpasswd', htpasswd] });
   });
@@ -69,5 +76,54 @@ describe('basic auth', () => {
     );
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--htpasswd/);
+  });
+
+  it('takes as long to refuse an unknown user as a known user with a wrong password (no user-enumeration oracle)', async () => {
+    const client = new RegistryClient(registry.url);
+    const timed = async (headers: Record<string, string>) => {
+      const started = performance.now();
+      const res = await client.request('GET', '/v2/', { headers });
+      await res.arrayBuffer();
+      assert.equal(res.status, 401);
+      return performance.now() - started;
+    };
+    const known: number[] = [];
+    const unknown: number[] = [];
+    // Interleaved, so load from elsewhere on the machine falls on both alike.
+    for (let i = 0; i < 9; i++) {
+      known.push(await timed(basic('ci', `wrong-${i}`)));
+      unknown.push(await timed(basic(`nobody-${i}`, `wrong-${i}`)));
+    }
+    const ratio = median(unknown) / median(known);
+    // Before, the unknown user's dummy hash had cost 10 against the file's 5: about 12× slower.
+    assert.ok(ratio > 1 / 3 && ratio < 3, `unknown ${median(unknown).toFixed(1)} ms vs known ${median(known).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`);
+  });
+
+  it('runs at most --auth-concurrency bcrypt checks with --auth-queue waiting, and refuses the rest with 429 TOOMANYREQUESTS', async () => {
+    const slow = join(work, 'htpasswd-slow');
+    // Cost 11 (~0.3 s a check, bcryptjs yielding every 0.1 s): the requests arrive while the first checks run.
+    await writeFile(slow, `ci:${bcrypt.hashSync('s3cret', 11)}\n`);
+    const bounded = await startRegistry({ connectionString: azurite.connectionString, args: ['--htpasswd', slow, '--auth-concurrency', '1', '--auth-queue', '2'] });
+    try {
+      const client = new RegistryClient(bounded.url);
+      const answers = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
+        const res = await client.request('GET', '/v2/', { headers: basic('ci', `wrong-${i}`) });
+        return { status: res.status, retryAfter: res.headers.get('retry-after'), code: await errorCode(res) };
+      }));
+      const refused = answers.filter((a) => a.status === 429);
+      const checked = answers.filter((a) => a.status === 401);
+      // bcryptjs blocks the event loop 0.1 s at a time, so the ten are read over a
+      // second or so and a slot freed meanwhile takes a late one: not exactly 3 checked.
+      assert.ok(checked.length >= 1 && refused.length >= 2, `checked ${checked.length}, refused ${refused.length} of 10`);
+      assert.equal(refused.length + checked.length, 10);
+      for (const answer of refused) {
+        assert.equal(answer.code, 'TOOMANYREQUESTS');
+        assert.equal(answer.retryAfter, '1');
+      }
+      const ok = await client.request('GET', '/v2/', { headers: basic('ci', 's3cret') });
+      assert.equal(ok.status, 200, 'the queue drains and right credentials get in');
+    } finally {
+      await bounded.close();
+    }
   });
 });

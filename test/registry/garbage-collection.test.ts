@@ -1,7 +1,9 @@
 // `tug registry gc` as operators run it (the real CLI process) against
 // Azurite: it deletes what no manifest references, keeps everything that is
 // referenced (the image still pulls byte-identically with skopeo), honours
-// --dry-run, and its grace period protects freshly pushed blobs.
+// --dry-run, and its grace period protects freshly pushed blobs. It is safe
+// while pushes continue, and a node's cache never makes a push believe that a
+// blob gc deleted is still stored.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,16 +13,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AzuriteServer } from '../helpers/azurite.ts';
-import { layoutBlobs, OciLayoutWriter, readLayoutBlob } from '../helpers/oci-layout.ts';
-import { RegistryClient } from '../helpers/registry-client.ts';
+import { assertSameImage, layoutBlobs, OciLayoutWriter, readLayoutBlob } from '../helpers/oci-layout.ts';
+import { errorCode, RegistryClient } from '../helpers/registry-client.ts';
 import { startRegistry, type RegistryProcess } from '../helpers/registry.ts';
 import { skopeoCopy } from '../helpers/skopeo.ts';
 import { TUG } from '../helpers/tug-process.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 
 interface GcReport {
   blobsDeleted: number;
+  blobsRenewed: number;
   blobsKept: number;
   linksDeleted: number;
   deleted: string[];
@@ -45,14 +49,24 @@ describe('garbage collection', () => {
     await rm(work, { recursive: true, force: true });
   });
 
+  /** Azure's Last-Modified has whole seconds: what a test wants gc to see as old must be a couple of seconds old. */
+  async function ageBeyond(graceMs: number): Promise<void> {
+    const since = Date.now();
+    await waitFor(() => Date.now() - since > graceMs + 2000, { timeout: graceMs + 5000, interval: 100, what: 'blobs to age past the grace period' });
+  }
+
   async function gc(...args: string[]): Promise<GcReport> {
-    const { stdout } = await run(process.execPath, [TUG, 'registry', 'gc', '--container', 'registry', ...args], {
+    return (await gcRun(...args)).report;
+  }
+
+  async function gcRun(...args: string[]): Promise<{ report: GcReport; stderr: string }> {
+    const { stdout, stderr } = await run(process.execPath, [TUG, 'registry', 'gc', '--container', 'registry', ...args], {
       env: { ...process.env, AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString },
       timeout: 60_000,
     });
     const line = stdout.split('\n').find((l) => l.includes('"garbage collection'));
     assert.ok(line, `gc printed its report: ${stdout}`);
-    return JSON.parse(line) as GcReport;
+    return { report: JSON.parse(line) as GcReport, stderr };
   }
 
   const blobData = () => azurite.blobNames('registry', 'docker/registry/v2/blobs/');
@@ -72,6 +86,7 @@ describe('garbage collection', () => {
     await skopeoCopy(`oci:${join(work, 'dropped')}:v1`, `docker://${registry.host}/gc/dropped:v1`);
     assert.equal((await client.request('DELETE', `/v2/gc/dropped/manifests/${dropped.digest}`)).status, 202);
     const orphan = await client.pushBlob('gc/orphan', randomBytes(1000));
+    await ageBeyond(0);
 
     const before = await blobData();
     const dry = await gc('--dry-run', '--grace-period', '0');
@@ -85,8 +100,13 @@ describe('garbage collection', () => {
     assert.equal(dry.deleted.length, droppedOnly.length + 1);
     assert.deepEqual(await blobData(), before, '--dry-run deletes nothing');
 
-    const report = await gc('--grace-period', '0');
+    const { report, stderr } = await gcRun('--grace-period', '0');
     assert.equal(report.blobsDeleted, dry.deleted.length);
+    // Not a terminal: a line per phase and per 10 % step, on stderr.
+    assert.match(stderr, /^gc: listing repository links: done, \d+ repositories, \d+ manifests$/m);
+    assert.match(stderr, /^gc: marking what manifests reference: \d+\/\d+ \(100%\)$/m);
+    assert.match(stderr, new RegExp(`^gc: deleting blobs: done, ${report.blobsDeleted} deleted, 0 renewed by pushes and kept$`, 'm'));
+    assert.ok(!stderr.includes('\r'), 'no in-place redraws when stderr is not a terminal');
     assert.equal((await blobData()).length, before.length - report.blobsDeleted);
     assert.ok(report.linksDeleted > 0, 'the repositories\' links to deleted blobs went too');
     assert.equal((await client.request('HEAD', `/v2/gc/orphan/blobs/${orphan}`)).status, 404);
@@ -103,5 +123,101 @@ describe('garbage collection', () => {
     const report = await gc();
     assert.ok(!report.deleted.some((p) => p.includes(young.slice(7))));
     assert.equal((await client.request('HEAD', `/v2/gc/in-progress/blobs/${young}`)).status, 200);
+  });
+
+  it('never lets a node\'s cache stand in for Azure on a write: a re-push after gc really stores the blob, and a manifest naming a deleted blob is refused on every node', async () => {
+    const cacheDir = await mkdtemp(join(work, 'cache-'));
+    const cached = await startRegistry({ connectionString: azurite.connectionString, args: ['--cache-dir', cacheDir] });
+    try {
+      const node = new RegistryClient(cached.url);
+      const layer = randomBytes(50_000);
+      const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+      const layerDigest = await node.pushBlob('gc/cached', layer);
+      const configDigest = await node.pushBlob('gc/cached', config);
+      for (const digest of [layerDigest, configDigest]) await (await node.request('GET', `/v2/gc/cached/blobs/${digest}`)).arrayBuffer();
+      await ageBeyond(0);
+      const report = await gc('--grace-period', '0');
+      const stored = (digest: string) => blobData().then((names) => names.some((n) => n.includes(digest.slice(7))));
+      assert.ok(report.deleted.some((p) => p.includes(layerDigest.slice(7))) && !(await stored(layerDigest)), 'gc deleted the layer from Azure');
+      assert.ok(!(await stored(configDigest)), 'gc deleted the config from Azure');
+
+      // The node still has both cached; its word is not taken for what Azure holds.
+      assert.equal(await node.pushBlob('gc/cached', layer), layerDigest);
+      assert.ok(await stored(layerDigest), 'the re-push wrote the layer to Azure again');
+      const manifest = {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layer.length }],
+      };
+      for (const registryClient of [node, client]) {
+        const res = await registryClient.putManifest('gc/cached', 'v1', manifest, manifest.mediaType);
+        assert.equal(res.status, 400, `${registryClient.base} refuses the manifest`);
+        assert.equal(await errorCode(res), 'MANIFEST_BLOB_UNKNOWN');
+      }
+      const mount = await node.request('POST', `/v2/gc/elsewhere/blobs/uploads/?mount=${configDigest}&from=gc/cached`);
+      assert.equal(mount.status, 202, 'a blob gc deleted is not mounted: a fresh upload instead');
+    } finally {
+      await cached.close();
+    }
+  });
+
+  it('lets pushes continue during gc: every push completes with all it references stored, or fails, and every pushed image pulls intact', async () => {
+    const grace = 1000;
+    const images: { source: string; repository: string }[] = [];
+    const shared = { 'shared.bin': randomBytes(30_000) };
+    for (let i = 0; i < 6; i++) {
+      const source = join(work, `race-${i}`);
+      const image = new OciLayoutWriter(source);
+      const top = await image.writeImage([shared, { [`own-${i}.bin`]: randomBytes(20_000) }]);
+      await image.finish(top, 'v1');
+      const repository = `gc/race-${i}`;
+      // Every blob already stored and linked but unreferenced, and old: what gc deletes, and what a push skips uploading.
+      for (const digest of await layoutBlobs(source)) {
+        if (digest !== top.digest) await client.pushBlob(repository, await readLayoutBlob(source, digest));
+      }
+      images.push({ source, repository });
+    }
+    await ageBeyond(grace);
+
+    let pushing = true;
+    const reports: GcReport[] = [];
+    const collector = (async () => {
+      while (pushing || reports.length < 2) reports.push(await gc('--grace-period', `${grace}ms`));
+    })();
+    const failed: typeof images = [];
+    const queue = [...images];
+    const pusher = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        await skopeoCopy(`oci:${next.source}:v1`, `docker://${registry.host}/${next.repository}:v1`).catch(() => failed.push(next));
+      }
+    };
+    try {
+      await Promise.all([pusher(), pusher()]);
+    } finally {
+      pushing = false;
+      await collector;
+    }
+    assert.ok(reports.reduce((sum, r) => sum + r.blobsDeleted + r.blobsRenewed, 0) > 0, 'gc found the unreferenced blobs while the pushes ran');
+    // A failed push is retried once gc is done, as a client would.
+    for (const image of failed) await skopeoCopy(`oci:${image.source}:v1`, `docker://${registry.host}/${image.repository}:v1`);
+    await gc('--grace-period', '0');
+    for (const [i, image] of images.entries()) {
+      const pulled = join(work, `race-pulled-${i}`);
+      await skopeoCopy(`docker://${registry.host}/${image.repository}:v1`, `oci:${pulled}:v1`);
+      await assertSameImage(image.source, pulled, 'v1');
+    }
+  });
+
+  it('draws its progress on a terminal as one line updated in place', async () => {
+    // util-linux's script(1) gives the process a pseudo-terminal.
+    const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+    const command = [process.execPath, TUG, 'registry', 'gc', '--container', 'registry', '--dry-run'].map(quote).join(' ');
+    const { stdout } = await run('script', ['-qec', command, '/dev/null'], {
+      env: { ...process.env, AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString },
+      timeout: 60_000,
+    });
+    assert.match(stdout, /\r\x1b\[Kgc: listing repository links: \d+/, 'redrawn in place');
+    assert.match(stdout, /\r\x1b\[Kgc: listing blobs: done, \d+ kept, \d+ unreferenced\r?\n/, 'a finished phase stays on its own line');
   });
 });
