@@ -93,7 +93,7 @@ export class CachingBlobStore implements BlobStore {
       if (err instanceof BlobStoreError) throw err;
       return null;
     });
-    return (filled ? await this.#cache.open(digest, range) : null) ?? this.#inner.read(path, range, signal);
+    return (filled ? await this.#cache.open(digest, range, false) : null) ?? this.#inner.read(path, range, signal);
   }
 
   writer(path: string, signal?: AbortSignal): BlobWriter {

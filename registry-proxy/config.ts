@@ -27,6 +27,8 @@ export interface RegistryConfig {
   readonly drainTimeout: number;
   readonly accessLog: boolean;
   readonly logLevel: LogLevel;
+  /** The admin listener (/metrics, /healthz); null when `off`. */
+  readonly admin: ListenAddress | null;
 }
 
 /** Every `tug registry` flag: its environment variable, default and meaning (the README's table says the same). */
@@ -48,6 +50,7 @@ export const registryOptions = {
   drainTimeout: { flags: '--drain-timeout <duration>', env: 'TUG_REGISTRY_DRAIN_TIMEOUT', default: '30s', description: 'on SIGTERM, longest wait for in-flight requests' },
   accessLog: { flags: '--no-access-log', env: 'TUG_REGISTRY_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
+  admin: { flags: '--admin <addr>', env: 'TUG_REGISTRY_ADMIN', default: '127.0.0.1:5001', description: 'admin listener (/metrics, /healthz), HOST:PORT, or "off"' },
 } as const satisfies Record<keyof RegistryConfig, OptionSpec>;
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -85,6 +88,7 @@ export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
     drainTimeout: duration('drainTimeout'),
     accessLog: raw.accessLog !== false,
     logLevel,
+    admin: get('admin') === 'off' ? null : parseListenAddress('--admin', get('admin')),
   };
   if (config.maxManifestSize < 1024 || config.maxManifestSize > 64 * 1024 * 1024) throw configError('--max-manifest-size: must be between 1KiB and 64MiB');
   if (config.htpasswd === null && !isLoopback(config.listen.host)) {

@@ -30,6 +30,10 @@ export class DiskBlobCache {
   readonly #fills = new Map<string, Promise<CachedBlob | null>>();
   #bytes = 0;
   fills = 0;
+  /** Reads (open) the cache answered, and did not; blobs evicted. For metrics. */
+  hits = 0;
+  misses = 0;
+  evictions = 0;
 
   constructor(dir: string, maxBytes: number, log: Logger) {
     this.#dir = dir;
@@ -39,6 +43,10 @@ export class DiskBlobCache {
 
   get bytes(): number {
     return this.#bytes;
+  }
+
+  get entries(): number {
+    return this.#entries.size;
   }
 
   /** Indexes what an earlier run left (oldest use first), drops unfinished fills, trims to size. */
@@ -83,14 +91,20 @@ export class DiskBlobCache {
   /**
    * Opens the cached bytes (a range of them); null when not cached or evicted
    * meanwhile. The file is opened before resolving, so a later eviction cannot
-   * cut the read short.
+   * cut the read short. `counted`: false for the read that follows a fill
+   * (the miss was counted already).
    */
-  async open(digest: Digest, range?: ByteRange): Promise<ReadStream | null> {
-    if (!this.#entries.has(digest.value)) return null;
+  async open(digest: Digest, range?: ByteRange, counted = true): Promise<ReadStream | null> {
+    if (!this.#entries.has(digest.value)) {
+      if (counted) this.misses++;
+      return null;
+    }
     try {
       const handle = await open(this.#path(digest), 'r');
+      if (counted) this.hits++;
       return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 256 * 1024 });
     } catch {
+      if (counted) this.misses++;
       return null;
     }
   }
@@ -147,6 +161,7 @@ export class DiskBlobCache {
       if (this.#bytes <= this.#maxBytes) return;
       this.#entries.delete(key);
       this.#bytes -= entry.size;
+      this.evictions++;
       await rm(this.#path(tryParseDigest(key)!), { force: true });
     }
   }

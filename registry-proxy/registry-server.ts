@@ -18,6 +18,13 @@ export interface RegistryServerOptions {
   readonly idleTimeout: number;
   /** Checks a request's credentials; returns the error to answer, or null to let it through. */
   readonly authorize?: (req: IncomingMessage) => Promise<RegistryError | null>;
+  /** Told of every request's start and end (metrics). */
+  readonly observer?: RequestObserver;
+}
+
+export interface RequestObserver {
+  started(req: IncomingMessage): void;
+  ended(req: IncomingMessage, res: ServerResponse, seconds: number): void;
 }
 
 export class RegistryServer {
@@ -89,7 +96,9 @@ export class RegistryServer {
     const started = performance.now();
     const controller = new AbortController();
     this.#inflight++;
+    this.#options.observer?.started(req);
     res.once('close', () => {
+      this.#options.observer?.ended(req, res, (performance.now() - started) / 1000);
       if (!res.writableFinished) controller.abort();
       this.#inflight--;
       if (this.#inflight === 0) this.#drained?.();

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { createEtcdClient, surviveStaleWatchResponses } from '../common/etcd-client.ts';
 import { freePort } from '../common/listen-address.ts';
 import type { Logger } from '../common/logger.ts';
-import { AdminServer } from './admin-server.ts';
+import { AdminServer } from '../common/admin-server.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
 import { EtcdSync } from './etcd-sync.ts';
@@ -72,11 +72,13 @@ export class RouterSupervisor {
     this.#admin = new AdminServer(config.admin, {
       ready: () => this.#stopping === null && this.#sync.state.synced && this.#listening.size > 0,
       health: () => this.#health(),
-      routes: () => ({
-        ...this.#table.toJSON(),
-        certificates: this.#certificates().map((c) => ({ ...c, notAfter: new Date(c.notAfter).toISOString() })),
-        etcd: this.#health().etcd,
-      }),
+      documents: {
+        '/routes': () => ({
+          ...this.#table.toJSON(),
+          certificates: this.#certificates().map((c) => ({ ...c, notAfter: new Date(c.notAfter).toISOString() })),
+          etcd: this.#health().etcd,
+        }),
+      },
       metrics: () => this.#renderMetrics(),
     });
   }

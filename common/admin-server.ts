@@ -1,17 +1,19 @@
-// The admin listener: `/healthz` for the load balancer's probe (200 only once
-// the first etcd snapshot is loaded and a worker serves; 503 while draining),
-// `/routes`, the table as JSON, and `/metrics` for Prometheus. It keeps answering 200 while etcd is down: the
-// router still serves its last known table, and taking every node out of the
-// load balancer because etcd is down would turn an etcd outage into a total one.
+// An admin listener (the router's and the registry's `--admin`): `/healthz`
+// for a load balancer's or systemd's probe (200 when ready, 503 otherwise,
+// with a JSON body saying why), `/metrics` in the Prometheus text format, and
+// whatever JSON documents the component adds (the router's `/routes`). It
+// never serves the component's traffic, so it stays loopback by default.
 import { createServer, type Server } from 'node:http';
-import type { ListenAddress } from '../common/listen-address.ts';
+import type { ListenAddress } from './listen-address.ts';
+import { EXPOSITION_CONTENT_TYPE } from './prometheus-text.ts';
 
 export interface AdminState {
   ready(): boolean;
   health(): object;
-  routes(): object;
   /** The Prometheus text exposition. */
   metrics(): Promise<string>;
+  /** More JSON endpoints by path (e.g. `/routes`). */
+  readonly documents?: Readonly<Record<string, () => object>>;
 }
 
 export class AdminServer {
@@ -20,11 +22,12 @@ export class AdminServer {
 
   constructor(address: ListenAddress, state: AdminState) {
     this.#address = address;
+    const documents = state.documents ?? {};
     this.#server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (path === '/metrics') {
         state.metrics().then((text) => {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+          res.writeHead(200, { 'content-type': EXPOSITION_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
           res.end(req.method === 'HEAD' ? undefined : text);
         }, (err: unknown) => {
           res.writeHead(500, { 'content-type': 'text/plain' });
@@ -34,14 +37,15 @@ export class AdminServer {
       }
       let status = 200;
       let body: object;
+      const document = Object.hasOwn(documents, path) ? documents[path] : undefined;
       if (path === '/healthz') {
         status = state.ready() ? 200 : 503;
         body = state.health();
-      } else if (path === '/routes') {
-        body = state.routes();
+      } else if (document) {
+        body = document();
       } else {
         status = 404;
-        body = { error: 'not found', endpoints: ['/healthz', '/routes', '/metrics'] };
+        body = { error: 'not found', endpoints: ['/healthz', ...Object.keys(documents), '/metrics'] };
       }
       const text = `${JSON.stringify(body, null, 2)}\n`;
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
@@ -49,12 +53,14 @@ export class AdminServer {
     });
   }
 
-  listen(): Promise<void> {
+  /** Listens; returns the bound address (port 0 picks a free one). */
+  listen(): Promise<ListenAddress> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(this.#address.port, this.#address.host, () => {
         this.#server.off('error', reject);
-        resolve();
+        const bound = this.#server.address() as { address: string; port: number };
+        resolve({ host: bound.address, port: bound.port });
       });
     });
   }
