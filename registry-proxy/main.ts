@@ -11,11 +11,14 @@ import { CachingBlobStore } from './caching-blob-store.ts';
 import { Catalog } from './catalog.ts';
 import type { RegistryConfig } from './config.ts';
 import { DiskBlobCache } from './disk-blob-cache.ts';
+import { MirrorBlobs } from './mirror-blobs.ts';
+import { MirrorManifests } from './mirror-manifests.ts';
 import { RegistryMetrics } from './registry-metrics.ts';
 import { RegistryServer } from './registry-server.ts';
 import { RepositoryBlobs } from './repository-blobs.ts';
 import { RepositoryManifests } from './repository-manifests.ts';
 import { UploadSessions } from './upload-sessions.ts';
+import { UpstreamRegistry } from './upstream-registry.ts';
 
 /** How often a missing container is retried, and abandoned uploads are purged. */
 const CONTAINER_RETRY_MS = 5_000;
@@ -36,16 +39,18 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
   const cache = config.cacheDir === null ? null : new DiskBlobCache(config.cacheDir, config.cacheSize, log);
   const store: BlobStore = cache ? new CachingBlobStore(azure, cache) : azure;
   const auth = config.htpasswd === null ? null : await HtpasswdAuth.load(config.htpasswd);
-  const blobs = new RepositoryBlobs(store);
+  const upstream = config.proxy ? new UpstreamRegistry(config.proxy.remote, config.proxy.credentials) : null;
+  const blobs = upstream ? new MirrorBlobs(store, upstream, log) : new RepositoryBlobs(store);
+  const manifests = upstream ? new MirrorManifests(store, upstream, config.proxy!.ttl, log) : new RepositoryManifests(store);
   const uploads = new UploadSessions(config.uploadDir, blobs, log);
   const server = new RegistryServer({
     blobs,
-    manifests: new RepositoryManifests(store),
+    manifests,
     uploads,
     catalog: new Catalog(store),
     maxManifestSize: config.maxManifestSize,
     log,
-  }, { accessLog: config.accessLog, idleTimeout: config.idleTimeout, observer: metrics, ...(auth ? { authorize: (req) => auth.check(req) } : {}) });
+  }, { accessLog: config.accessLog, idleTimeout: config.idleTimeout, observer: metrics, readOnly: upstream !== null, ...(auth ? { authorize: (req) => auth.check(req) } : {}) });
   metrics.uploadSessions = () => uploads.open;
   if (cache) metrics.cache = () => ({ hits: cache.hits, misses: cache.misses, evictions: cache.evictions, fills: cache.fills, bytes: cache.bytes, entries: cache.entries });
   let containerReady = false;
@@ -76,7 +81,7 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
     await uploads.purge(config.uploadExpiry);
     const bound = await server.listen(config.listen);
     const adminBound = await admin?.listen();
-    log.info({ component: 'registry', listen: formatListenAddress(bound), admin: adminBound ? formatListenAddress(adminBound) : 'off', container: config.container, rootDirectory: config.rootDirectory, legacyRootPrefix: config.legacyRootPrefix }, 'registry listening');
+    log.info({ component: 'registry', listen: formatListenAddress(bound), admin: adminBound ? formatListenAddress(adminBound) : 'off', container: config.container, rootDirectory: config.rootDirectory, legacyRootPrefix: config.legacyRootPrefix, proxyRemote: config.proxy?.remote.origin ?? null }, 'registry listening');
   } catch (err) {
     log.fatal({ component: 'registry', err: (err as Error).message }, 'registry failed to start');
     log.flush();

@@ -18,6 +18,8 @@ export interface RegistryServerOptions {
   readonly idleTimeout: number;
   /** Checks a request's credentials; returns the error to answer, or null to let it through. */
   readonly authorize?: (req: IncomingMessage) => Promise<RegistryError | null>;
+  /** Refuse every method but GET and HEAD with 405 UNSUPPORTED (a pull-through cache, as distribution's). */
+  readonly readOnly?: boolean;
   /** Told of every request's start and end (metrics). */
   readonly observer?: RequestObserver;
 }
@@ -119,6 +121,9 @@ export class RegistryServer {
       const pathname = queryAt === -1 ? target : target.slice(0, queryAt);
       const url = new URL(`http://registry.invalid/${queryAt === -1 ? '' : target.slice(queryAt)}`);
       const route = matchRoute(req.method ?? 'GET', pathname);
+      if (this.#options.readOnly && req.method !== 'GET' && req.method !== 'HEAD') {
+        throw new RegistryError('UNSUPPORTED', 'this registry is a pull-through cache: it accepts no pushes or deletes', { headers: { Allow: 'GET, HEAD' } });
+      }
       await route.handler(this.#ctx, { req, res, url, name: route.name, params: route.params, signal: controller.signal });
     } catch (err) {
       if (controller.signal.aborted) {
