@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../common/logger.ts';
 import type { ByteRange } from './blob-store.ts';
@@ -126,7 +127,25 @@ export class DiskBlobCache {
     return fill;
   }
 
-  async #fill(digest: Digest, source: () => Promise<Readable | null>): Promise<CachedBlob | null> {
+  /**
+   * Fills the cache like `fill`, and returns the blob's bytes as they arrive,
+   * so one read of Azure serves the caller and the cache and the first bytes
+   * go out at once. The last chunk is held back until the whole blob matches
+   * its digest: a mismatch cuts the stream instead of ending it. Null when the
+   * blob is cached, being filled already, or does not fit (use `fill` then).
+   */
+  fillWhileReading(digest: Digest, size: number, source: () => Promise<Readable | null>): Readable | null {
+    if (this.#entries.has(digest.value) || this.#fills.has(digest.value) || size > this.#maxBytes) return null;
+    const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const fill = this.#fill(digest, source, copy).finally(() => this.#fills.delete(digest.value));
+    this.#fills.set(digest.value, fill);
+    fill.then((entry) => {
+      if (!entry) copy.destroy(new Error(`blob ${digest.value} vanished from storage`));
+    }, (err: unknown) => copy.destroy(err as Error));
+    return copy;
+  }
+
+  async #fill(digest: Digest, source: () => Promise<Readable | null>, copy?: PassThrough): Promise<CachedBlob | null> {
     const input = await source();
     if (!input) return null;
     this.fills++;
@@ -134,14 +153,23 @@ export class DiskBlobCache {
     const temporary = `${final}.${randomUUID()}.tmp`;
     await mkdir(join(this.#dir, digest.algorithm, digest.hex.slice(0, 2)), { recursive: true });
     const hasher = new DigestHasher(digest.algorithm);
+    // A reader that went away does not stop the fill: the next pull finds the blob cached.
+    const send = async (chunk: Buffer) => {
+      if (copy && !copy.destroyed && !copy.write(chunk)) await Promise.race([once(copy, 'drain'), once(copy, 'close')]);
+    };
+    let held: Buffer | null = null;
     try {
       await pipeline(input, async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
           hasher.update(chunk);
+          if (held) await send(held);
+          held = chunk;
           yield chunk;
         }
       }, createWriteStream(temporary));
       if (hasher.digest() !== digest.value) throw new Error(`cache fill of ${digest.value} does not match its digest`);
+      if (held) await send(held);
+      copy?.end();
       await rename(temporary, final);
     } catch (err) {
       await rm(temporary, { force: true });
