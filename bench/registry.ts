@@ -10,8 +10,15 @@
 // distribution has no cache of its own: its "cold" pull reads files the kernel
 // most likely still holds in its page cache (the push just wrote them); the
 // bench never drops the page cache (other work shares the machine).
+//
+// The floor: the same blob files uploaded to the same Azurite with a plain
+// @azure/storage-blob `uploadFile` (all at once, as skopeo sends layers) and
+// downloaded back into files with `downloadToFile`: what moving these bytes
+// through Azurite costs with no registry in between.
+//
+// `node bench/registry.ts [rounds]` runs this scenario alone (default 3 rounds).
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AzuriteServer } from '../test/helpers/azurite.ts';
@@ -34,6 +41,9 @@ export interface RegistryResult {
   readonly registries: Record<string, RegistryTimes & { readonly median: { push: number; pullCold: number; pullWarm: number } }>;
 }
 
+/** The row of the plain SDK upload and download (not a registry). */
+export const FLOOR = 'floor: @azure/storage-blob on Azurite';
+
 const TAG = 'v1';
 const LAYERS = 4;
 const LAYER_BYTES = 25 * 1024 * 1024;
@@ -55,13 +65,24 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
     const targets: Target[] = [await tugTarget(azurite, work), await distributionTarget(work)];
     for (const t of targets) closers.push(() => t.close());
 
-    const times = new Map<string, { push: number[]; pullCold: number[]; pullWarm: number[] }>(targets.map((t) => [t.name, { push: [], pullCold: [], pullWarm: [] }]));
+    const times = new Map<string, { push: number[]; pullCold: number[]; pullWarm: number[] }>([FLOOR, ...targets.map((t) => t.name)].map((name) => [name, { push: [], pullCold: [], pullWarm: [] }]));
+    const floorContainer = azurite.container('floor');
+    await floorContainer.createIfNotExists();
     for (let round = 0; round < rounds; round++) {
       const layout = join(work, `image-${round}`);
       // Incompressible layers (gzip level 1: random bytes do not shrink, no point spending CPU on it).
       const writer = new OciLayoutWriter(layout);
       const top = await writer.writeImage(Array.from({ length: LAYERS }, (_, i) => ({ [`layer-${i}.bin`]: randomBytes(LAYER_BYTES) })), undefined, 1);
       await writer.finish(top, TAG);
+      const floor = times.get(FLOOR)!;
+      const blobs = join(layout, 'blobs', 'sha256');
+      const files = await readdir(blobs);
+      const downloads = join(work, `floor-${round}`);
+      await mkdir(downloads, { recursive: true });
+      floor.push.push(await timed(() => Promise.all(files.map((f) => floorContainer.getBlockBlobClient(`${round}/${f}`).uploadFile(join(blobs, f))))));
+      floor.pullCold.push(await timed(() => Promise.all(files.map((f) => floorContainer.getBlockBlobClient(`${round}/${f}`).downloadToFile(join(downloads, f))))));
+      await rm(downloads, { recursive: true, force: true });
+      progress(`  registry round ${round + 1}/${rounds} floor: upload ${floor.push.at(-1)!.toFixed(2)} s, download ${floor.pullCold.at(-1)!.toFixed(2)} s`);
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
         const reference = `docker://${target.host()}/bench/image-${round}:${TAG}`;
@@ -84,7 +105,7 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
       await rm(layout, { recursive: true, force: true });
     }
     const registries: RegistryResult['registries'] = {};
-    for (const [name, t] of times) registries[name] = { ...t, median: { push: median(t.push), pullCold: median(t.pullCold), pullWarm: median(t.pullWarm) } };
+    for (const [name, t] of times) registries[name] = { ...t, median: { push: median(t.push), pullCold: median(t.pullCold), pullWarm: t.pullWarm.length > 0 ? median(t.pullWarm) : NaN } };
     return { image: { layers: LAYERS, MiB: (LAYERS * LAYER_BYTES) / 2 ** 20 }, rounds, registries };
   } finally {
     for (const close of closers.reverse()) await close().catch(() => {});
@@ -134,11 +155,20 @@ export function registryTable(result: RegistryResult): string {
   const lines = [
     `Push and pull with skopeo of a ${result.image.MiB} MiB image (${result.image.layers} layers of random bytes), medians of ${result.rounds} rounds, seconds:`,
     '',
-    '| registry | push | pull, cold cache | pull, warm cache |',
-    '|---|---:|---:|---:|',
+    '| registry | push | pull, cold cache | pull, warm cache | push, cold pull ÷ floor |',
+    '|---|---:|---:|---:|---:|',
   ];
+  const floor = result.registries[FLOOR]?.median;
   for (const [name, r] of Object.entries(result.registries)) {
-    lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${r.median.pullCold.toFixed(2)} | ${r.median.pullWarm.toFixed(2)} |`);
+    const ratio = floor && name !== FLOOR ? `${(r.median.push / floor.push).toFixed(2)}, ${(r.median.pullCold / floor.pullCold).toFixed(2)}` : '';
+    const warm = Number.isNaN(r.median.pullWarm) ? '—' : r.median.pullWarm.toFixed(2);
+    lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${r.median.pullCold.toFixed(2)} | ${warm} | ${ratio} |`);
   }
   return lines.join('\n');
+}
+
+if (import.meta.main) {
+  const rounds = Number(process.argv[2] ?? 3);
+  const result = await measureRegistry(rounds, (line) => process.stdout.write(`${line}\n`));
+  process.stdout.write(`\n${registryTable(result)}\n`);
 }

@@ -9,7 +9,7 @@
 // the registry answers with 503; it never throws Azure's own errors upward.
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { BlobServiceClient, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob';
+import { BlobServiceClient, newPipeline, type BlockBlobClient, type ContainerClient, type RequestPolicyFactory, type StoragePipelineOptions } from '@azure/storage-blob';
 import { BlobStoreError, type BlobInfo, type BlobStore, type BlobWriter, type ByteRange, type DeleteBatchOptions, type StoredFile } from './blob-store.ts';
 import { BlobNaming } from './storage-paths.ts';
 
@@ -24,6 +24,8 @@ export interface AzureBlobStoreOptions {
   readonly blockSize: number;
   /** Blocks of one writer staged at the same time; memory per writer is about (this + 1) × blockSize. */
   readonly blockConcurrency: number;
+  /** Extra SDK pipeline policies (metrics), run for every Azure request. */
+  readonly policies?: readonly RequestPolicyFactory[];
 }
 
 export class AzureBlobStore implements BlobStore {
@@ -33,11 +35,18 @@ export class AzureBlobStore implements BlobStore {
   readonly #blockConcurrency: number;
 
   constructor(options: AzureBlobStoreOptions) {
-    const service = BlobServiceClient.fromConnectionString(options.connectionString, {
+    const pipelineOptions: StoragePipelineOptions = {
       // Few, quick retries: a storage outage must turn into a 503 the client can
       // retry within seconds, not a request hanging for minutes inside the SDK.
       retryOptions: { maxTries: 3, retryDelayInMs: 200, maxRetryDelayInMs: 2000, tryTimeoutInMs: 10 * 60_000 },
-    });
+    };
+    let service = BlobServiceClient.fromConnectionString(options.connectionString, pipelineOptions);
+    if (options.policies?.length) {
+      // The connection string gives the URL and credential; a pipeline of our own takes the extra policies.
+      const pipeline = newPipeline(service.credential, pipelineOptions);
+      pipeline.factories.push(...options.policies);
+      service = new BlobServiceClient(service.url, pipeline);
+    }
     this.#container = service.getContainerClient(options.container);
     this.#naming = new BlobNaming(options.rootDirectory, options.legacyRootPrefix);
     this.#blockSize = options.blockSize;

@@ -90,13 +90,16 @@ export class CachingBlobStore implements BlobStore {
     if (cached) return cached;
     const info = await this.#inner.stat(path, signal);
     if (!info) return null;
+    // A whole blob streams to the client while it fills the cache: one Azure read, no wait for the fill.
+    const teed = range ? null : this.#cache.fillWhileReading(digest, info.size, () => this.#inner.read(path));
+    if (teed) return teed;
     // No signal for the fill: it serves every request waiting for this blob, not only this one.
     // A failing cache disk must not fail the pull: only a storage failure is the client's answer.
     const filled = await this.#cache.fill(digest, info.size, () => this.#inner.read(path)).catch((err: unknown) => {
       if (err instanceof BlobStoreError) throw err;
       return null;
     });
-    return (filled ? await this.#cache.open(digest, range) : null) ?? this.#inner.read(path, range, signal);
+    return (filled ? await this.#cache.open(digest, range, false) : null) ?? this.#inner.read(path, range, signal);
   }
 
   writer(path: string, signal?: AbortSignal): BlobWriter {

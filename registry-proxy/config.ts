@@ -27,7 +27,19 @@ export interface RegistryConfig extends AuthConfig {
   readonly drainTimeout: number;
   readonly accessLog: boolean;
   readonly logLevel: LogLevel;
+  /** The admin listener (/metrics, /healthz); null when `off`. */
+  readonly admin: ListenAddress | null;
+  /** Pull-through cache of this upstream registry (read-only for clients); null: a registry of its own. */
+  readonly proxy: ProxyConfig | null;
 }
+
+export interface ProxyConfig {
+  readonly remote: URL;
+  readonly credentials: { readonly username: string; readonly password: string } | null;
+  /** How long a tag is served from storage before upstream is asked again. */
+  readonly ttl: number;
+}
+
 
 /** Every `tug registry` flag: its environment variable, default and meaning (the README's table says the same). */
 export const registryOptions = {
@@ -49,10 +61,18 @@ export const registryOptions = {
   drainTimeout: { flags: '--drain-timeout <duration>', env: 'TUG_REGISTRY_DRAIN_TIMEOUT', default: '30s', description: 'on SIGTERM, longest wait for in-flight requests' },
   accessLog: { flags: '--no-access-log', env: 'TUG_REGISTRY_NO_ACCESS_LOG', default: undefined, description: 'disable the per-request access log (the env variable disables it when set)' },
   logLevel: { flags: '--log-level <level>', env: 'TUG_LOG_LEVEL', default: 'info', description: 'fatal, error, warn, info, debug, trace or silent' },
+  proxyRemote: { flags: '--proxy-remote <url>', env: 'TUG_REGISTRY_PROXY_REMOTE', default: '', description: 'be a read-only pull-through cache of this upstream registry (e.g. https://registry-1.docker.io)' },
+  proxyUsername: { flags: '--proxy-username <user>', env: 'TUG_REGISTRY_PROXY_USERNAME', default: '', description: 'user name for the upstream registry (basic auth, or to get its tokens)' },
+  proxyPassword: { flags: '--proxy-password <password>', env: 'TUG_REGISTRY_PROXY_PASSWORD', default: '', description: 'password or access token for the upstream registry (prefer the env variable)' },
+  proxyTtl: { flags: '--proxy-ttl <duration>', env: 'TUG_REGISTRY_PROXY_TTL', default: '5m', description: 'a cached tag is re-checked upstream after this long' },
+  admin: { flags: '--admin <addr>', env: 'TUG_REGISTRY_ADMIN', default: '127.0.0.1:5001', description: 'admin listener (/metrics, /healthz), HOST:PORT, or "off"' },
 } as const satisfies Record<RegistryFlag, OptionSpec>;
 
-/** A flag of `tug registry` (the token settings come from four `--token-*` flags). */
-export type RegistryFlag = Exclude<keyof RegistryConfig, 'token'> | AuthFlag;
+/**
+ * A flag of `tug registry`: one per config field, but the token settings come from four `--token-*`
+ * flags and the mirror's four `--proxy-*` flags make one `proxy`.
+ */
+export type RegistryFlag = Exclude<keyof RegistryConfig, 'token' | 'proxy'> | AuthFlag | 'proxyRemote' | 'proxyUsername' | 'proxyPassword' | 'proxyTtl';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /** Azure's container naming rules: 3-63 chars, lowercase letters, digits and single hyphens, starting and ending alphanumeric. */
@@ -89,6 +109,8 @@ export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
     drainTimeout: duration('drainTimeout'),
     accessLog: raw.accessLog !== false,
     logLevel,
+    admin: get('admin') === 'off' ? null : parseListenAddress('--admin', get('admin')),
+    proxy: resolveProxy(get, duration('proxyTtl')),
   };
   if (config.maxManifestSize < 1024 || config.maxManifestSize > 64 * 1024 * 1024) throw configError('--max-manifest-size: must be between 1KiB and 64MiB');
   if (config.auth === 'none' && !isLoopback(config.listen.host)) {
@@ -97,6 +119,27 @@ export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
   if (config.cacheSize < 1024 * 1024) throw configError('--cache-size: must be at least 1MiB');
   if (config.blockSize < MIN_BLOCK || config.blockSize > MAX_BLOCK) throw configError('--block-size: must be between 64KiB and 4000MiB');
   return config;
+}
+
+function resolveProxy(get: (name: 'proxyRemote' | 'proxyUsername' | 'proxyPassword') => string, ttl: number): ProxyConfig | null {
+  const remote = get('proxyRemote');
+  const username = get('proxyUsername');
+  const password = get('proxyPassword');
+  if (remote === '') {
+    if (username !== '' || password !== '') throw configError('--proxy-username/--proxy-password: only with --proxy-remote');
+    return null;
+  }
+  let url: URL;
+  try {
+    url = new URL(remote);
+  } catch {
+    throw configError(`--proxy-remote: expected a URL such as https://registry-1.docker.io, got ${JSON.stringify(remote)}`);
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.username !== '') {
+    throw configError('--proxy-remote: expected http(s)://host[:port] without path, query or credentials (give those with --proxy-username and --proxy-password)');
+  }
+  if ((username === '') !== (password === '')) throw configError('--proxy-username and --proxy-password: give both or neither');
+  return { remote: url, credentials: username === '' ? null : { username, password }, ttl };
 }
 
 function isLoopback(host: string): boolean {

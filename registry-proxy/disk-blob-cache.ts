@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../common/logger.ts';
 import type { ByteRange } from './blob-store.ts';
@@ -30,6 +31,10 @@ export class DiskBlobCache {
   readonly #fills = new Map<string, Promise<CachedBlob | null>>();
   #bytes = 0;
   fills = 0;
+  /** Reads (open) the cache answered, and did not; blobs evicted. For metrics. */
+  hits = 0;
+  misses = 0;
+  evictions = 0;
 
   constructor(dir: string, maxBytes: number, log: Logger) {
     this.#dir = dir;
@@ -39,6 +44,10 @@ export class DiskBlobCache {
 
   get bytes(): number {
     return this.#bytes;
+  }
+
+  get entries(): number {
+    return this.#entries.size;
   }
 
   /** Indexes what an earlier run left (oldest use first), drops unfinished fills, trims to size. */
@@ -83,14 +92,20 @@ export class DiskBlobCache {
   /**
    * Opens the cached bytes (a range of them); null when not cached or evicted
    * meanwhile. The file is opened before resolving, so a later eviction cannot
-   * cut the read short.
+   * cut the read short. `counted`: false for the read that follows a fill
+   * (the miss was counted already).
    */
-  async open(digest: Digest, range?: ByteRange): Promise<ReadStream | null> {
-    if (!this.#entries.has(digest.value)) return null;
+  async open(digest: Digest, range?: ByteRange, counted = true): Promise<ReadStream | null> {
+    if (!this.#entries.has(digest.value)) {
+      if (counted) this.misses++;
+      return null;
+    }
     try {
       const handle = await open(this.#path(digest), 'r');
+      if (counted) this.hits++;
       return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 256 * 1024 });
     } catch {
+      if (counted) this.misses++;
       return null;
     }
   }
@@ -112,7 +127,25 @@ export class DiskBlobCache {
     return fill;
   }
 
-  async #fill(digest: Digest, source: () => Promise<Readable | null>): Promise<CachedBlob | null> {
+  /**
+   * Fills the cache like `fill`, and returns the blob's bytes as they arrive,
+   * so one read of Azure serves the caller and the cache and the first bytes
+   * go out at once. The last chunk is held back until the whole blob matches
+   * its digest: a mismatch cuts the stream instead of ending it. Null when the
+   * blob is cached, being filled already, or does not fit (use `fill` then).
+   */
+  fillWhileReading(digest: Digest, size: number, source: () => Promise<Readable | null>): Readable | null {
+    if (this.#entries.has(digest.value) || this.#fills.has(digest.value) || size > this.#maxBytes) return null;
+    const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const fill = this.#fill(digest, source, copy).finally(() => this.#fills.delete(digest.value));
+    this.#fills.set(digest.value, fill);
+    fill.then((entry) => {
+      if (!entry) copy.destroy(new Error(`blob ${digest.value} vanished from storage`));
+    }, (err: unknown) => copy.destroy(err as Error));
+    return copy;
+  }
+
+  async #fill(digest: Digest, source: () => Promise<Readable | null>, copy?: PassThrough): Promise<CachedBlob | null> {
     const input = await source();
     if (!input) return null;
     this.fills++;
@@ -120,14 +153,23 @@ export class DiskBlobCache {
     const temporary = `${final}.${randomUUID()}.tmp`;
     await mkdir(join(this.#dir, digest.algorithm, digest.hex.slice(0, 2)), { recursive: true });
     const hasher = new DigestHasher(digest.algorithm);
+    // A reader that went away does not stop the fill: the next pull finds the blob cached.
+    const send = async (chunk: Buffer) => {
+      if (copy && !copy.destroyed && !copy.write(chunk)) await Promise.race([once(copy, 'drain'), once(copy, 'close')]);
+    };
+    let held: Buffer | null = null;
     try {
       await pipeline(input, async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
           hasher.update(chunk);
+          if (held) await send(held);
+          held = chunk;
           yield chunk;
         }
       }, createWriteStream(temporary));
       if (hasher.digest() !== digest.value) throw new Error(`cache fill of ${digest.value} does not match its digest`);
+      if (held) await send(held);
+      copy?.end();
       await rename(temporary, final);
     } catch (err) {
       await rm(temporary, { force: true });
@@ -147,6 +189,7 @@ export class DiskBlobCache {
       if (this.#bytes <= this.#maxBytes) return;
       this.#entries.delete(key);
       this.#bytes -= entry.size;
+      this.evictions++;
       await rm(this.#path(tryParseDigest(key)!), { force: true });
     }
   }

@@ -1,18 +1,24 @@
 // Wires the registry: config in, Azure store, repositories and uploads over
 // it, the HTTP server on top; signals to a graceful stop.
+import { AdminServer } from '../common/admin-server.ts';
 import { formatListenAddress } from '../common/listen-address.ts';
 import { createLogger } from '../common/logger.ts';
 import { AzureBlobStore } from './azure-blob-store.ts';
+import { azureOperationMetrics } from './azure-operation-metrics.ts';
 import type { BlobStore } from './blob-store.ts';
 import { CachingBlobStore } from './caching-blob-store.ts';
 import { Catalog } from './catalog.ts';
 import type { RegistryConfig } from './config.ts';
 import { DiskBlobCache } from './disk-blob-cache.ts';
+import { MirrorBlobs } from './mirror-blobs.ts';
+import { MirrorManifests } from './mirror-manifests.ts';
 import { createAccessGate } from './registry-access.ts';
+import { RegistryMetrics } from './registry-metrics.ts';
 import { RegistryServer } from './registry-server.ts';
 import { RepositoryBlobs } from './repository-blobs.ts';
 import { RepositoryManifests } from './repository-manifests.ts';
 import { UploadSessions } from './upload-sessions.ts';
+import { UpstreamRegistry } from './upstream-registry.ts';
 
 /** How often a missing container is retried, and abandoned uploads are purged. */
 const CONTAINER_RETRY_MS = 5_000;
@@ -20,6 +26,7 @@ const PURGE_INTERVAL_MS = 60 * 60_000;
 
 export async function startRegistry(config: RegistryConfig): Promise<void> {
   const log = createLogger(config.logLevel);
+  const metrics = new RegistryMetrics();
   const azure = new AzureBlobStore({
     connectionString: config.azureConnectionString,
     container: config.container,
@@ -27,25 +34,39 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
     legacyRootPrefix: config.legacyRootPrefix,
     blockSize: config.blockSize,
     blockConcurrency: config.blockConcurrency,
+    policies: [azureOperationMetrics((operation, outcome, seconds) => metrics.azureOperation(operation, outcome, seconds))],
   });
   const cache = config.cacheDir === null ? null : new DiskBlobCache(config.cacheDir, config.cacheSize, log);
   const store: BlobStore = cache ? new CachingBlobStore(azure, cache) : azure;
   const gate = await createAccessGate(config);
-  const blobs = new RepositoryBlobs(store);
+  const upstream = config.proxy ? new UpstreamRegistry(config.proxy.remote, config.proxy.credentials) : null;
+  const blobs = upstream ? new MirrorBlobs(store, upstream, log) : new RepositoryBlobs(store);
+  const manifests = upstream ? new MirrorManifests(store, upstream, config.proxy!.ttl, log) : new RepositoryManifests(store);
   const uploads = new UploadSessions(config.uploadDir, blobs, log);
   const server = new RegistryServer({
     blobs,
-    manifests: new RepositoryManifests(store),
+    manifests,
     uploads,
     catalog: new Catalog(store),
     maxManifestSize: config.maxManifestSize,
     log,
-  }, { accessLog: config.accessLog, idleTimeout: config.idleTimeout, gate });
+  }, { accessLog: config.accessLog, idleTimeout: config.idleTimeout, gate, observer: metrics, readOnly: upstream !== null });
+  metrics.uploadSessions = () => uploads.open;
+  if (cache) metrics.cache = () => ({ hits: cache.hits, misses: cache.misses, evictions: cache.evictions, fills: cache.fills, bytes: cache.bytes, entries: cache.entries });
+  let containerReady = false;
+  let stopping = false;
+  const admin = config.admin === null ? null : new AdminServer(config.admin, {
+    // Storage being unreachable does not fail the probe: the node cache may still serve, and uploads answer 503.
+    ready: () => !stopping,
+    health: () => ({ status: stopping ? 'stopping' : 'serving', container: containerReady ? 'ready' : 'not reached yet' }),
+    metrics: async () => metrics.render(),
+  });
 
   const timers: NodeJS.Timeout[] = [];
   const stop = () => {
     for (const timer of timers) clearInterval(timer);
-    void server.close(config.drainTimeout).then(() => {
+    stopping = true;
+    void server.close(config.drainTimeout).then(() => admin?.close()).then(() => {
       log.info({ component: 'registry' }, 'registry stopped');
       log.flush();
       process.exit(0);
@@ -59,17 +80,20 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
     await uploads.start();
     await uploads.purge(config.uploadExpiry);
     const bound = await server.listen(config.listen);
-    log.info({ component: 'registry', listen: formatListenAddress(bound), container: config.container, rootDirectory: config.rootDirectory, legacyRootPrefix: config.legacyRootPrefix }, 'registry listening');
+    const adminBound = await admin?.listen();
+    log.info({ component: 'registry', listen: formatListenAddress(bound), admin: adminBound ? formatListenAddress(adminBound) : 'off', container: config.container, rootDirectory: config.rootDirectory, legacyRootPrefix: config.legacyRootPrefix, proxyRemote: config.proxy?.remote.origin ?? null }, 'registry listening');
   } catch (err) {
     log.fatal({ component: 'registry', err: (err as Error).message }, 'registry failed to start');
     log.flush();
     server.destroy();
+    void admin?.close();
     process.exit(1);
   }
   // Azure may be unreachable at boot: serve anyway (storage errors answer 503) and keep trying.
   const ensureContainer = async (): Promise<void> => {
     try {
       await azure.ensureContainer();
+      containerReady = true;
       log.info({ component: 'registry', container: config.container }, 'container ready');
     } catch (err) {
       log.warn({ component: 'registry', err: (err as Error).message, retryMs: CONTAINER_RETRY_MS }, 'cannot reach the container yet; retrying');

@@ -10,7 +10,7 @@ import type { ListenAddress } from '../common/listen-address.ts';
 import { sendError } from './http-exchange.ts';
 import type { AccessGate } from './access-gate.ts';
 import type { RegistryContext } from './registry-context.ts';
-import { registryErrorFrom } from './registry-errors.ts';
+import { RegistryError, registryErrorFrom } from './registry-errors.ts';
 import { matchRoute } from './registry-routes.ts';
 
 export interface RegistryServerOptions {
@@ -19,6 +19,15 @@ export interface RegistryServerOptions {
   readonly idleTimeout: number;
   /** Lets a request in (with what it may do) or throws the 401/403 to answer. */
   readonly gate: AccessGate;
+  /** Refuse every method but GET and HEAD with 405 UNSUPPORTED (a pull-through cache, as distribution's). */
+  readonly readOnly?: boolean;
+  /** Told of every request's start and end (metrics). */
+  readonly observer?: RequestObserver;
+}
+
+export interface RequestObserver {
+  started(req: IncomingMessage): void;
+  ended(req: IncomingMessage, res: ServerResponse, seconds: number): void;
 }
 
 export class RegistryServer {
@@ -90,7 +99,9 @@ export class RegistryServer {
     const started = performance.now();
     const controller = new AbortController();
     this.#inflight++;
+    this.#options.observer?.started(req);
     res.once('close', () => {
+      this.#options.observer?.ended(req, res, (performance.now() - started) / 1000);
       if (!res.writableFinished) controller.abort();
       this.#inflight--;
       if (this.#inflight === 0) this.#drained?.();
@@ -110,6 +121,9 @@ export class RegistryServer {
       const url = new URL(`http://registry.invalid/${queryAt === -1 ? '' : target.slice(queryAt)}`);
       const route = matchRoute(req.method ?? 'GET', pathname);
       const access = await this.#options.gate.admit(req, route);
+      if (this.#options.readOnly && req.method !== 'GET' && req.method !== 'HEAD') {
+        throw new RegistryError('UNSUPPORTED', 'this registry is a pull-through cache: it accepts no pushes or deletes', { headers: { Allow: 'GET, HEAD' } });
+      }
       await route.handler(this.#ctx, { req, res, url, name: route.name, params: route.params, signal: controller.signal, access });
     } catch (err) {
       if (controller.signal.aborted) {

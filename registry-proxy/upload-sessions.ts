@@ -78,6 +78,11 @@ export class UploadSessions {
     await mkdir(this.#dir, { recursive: true });
   }
 
+  /** Sessions open in this process (started or resumed, not yet completed, cancelled or purged). */
+  get open(): number {
+    return this.#sessions.size;
+  }
+
   async create(repository: string): Promise<UploadSession> {
     const id = randomUUID();
     const session = new UploadSession(id, repository, new Date(), join(this.#dir, id));

@@ -1,11 +1,11 @@
-// /metrics in the Prometheus text format (version 0.0.4), written by hand: the
-// format is small, and this way the hot path pays nothing for it. Every family
-// has HELP and TYPE; label values are escaped; the output passes
-// `promtool check metrics` (test/router/metrics.test.ts).
+// The router's /metrics: what the primary and its workers know, in the
+// Prometheus text format (common/prometheus-text.ts writes it); the output
+// passes `promtool check metrics` (test/router/metrics.test.ts).
 //
 // Per-backend series exist while the backend is in its service's pool: a
 // removed backend's series end (as a scrape target's do), while service totals
 // (the latency histogram) keep counting.
+import { Exposition } from '../common/prometheus-text.ts';
 import type { MergedMetrics } from './metrics-aggregator.ts';
 import { pairKey } from './metrics-aggregator.ts';
 import { DURATION_BUCKETS } from './service-metrics.ts';
@@ -44,14 +44,7 @@ export function renderMetrics(metrics: MergedMetrics, state: PrimaryState, now =
   for (const service of state.services.keys()) {
     const histogram = metrics.durations.get(service);
     if (histogram === undefined) continue;
-    let cumulative = 0;
-    for (let i = 0; i < DURATION_BUCKETS.length; i++) {
-      cumulative += histogram.buckets[i];
-      out.sample('tug_request_duration_seconds_bucket', { service, le: String(DURATION_BUCKETS[i]) }, cumulative);
-    }
-    out.sample('tug_request_duration_seconds_bucket', { service, le: '+Inf' }, histogram.count);
-    out.sample('tug_request_duration_seconds_sum', { service }, histogram.sum);
-    out.sample('tug_request_duration_seconds_count', { service }, histogram.count);
+    out.histogram('tug_request_duration_seconds', { service }, DURATION_BUCKETS, histogram.buckets, histogram.sum, histogram.count);
   }
 
   out.family('tug_unrouted_requests_total', 'counter', 'Requests refused before a route was chosen (400 malformed, 404 no route, 408, 431, 501, 505), by status.');
@@ -105,32 +98,4 @@ export function renderMetrics(metrics: MergedMetrics, state: PrimaryState, now =
   out.sample('tug_workers', { state: 'configured' }, state.workers.configured);
   out.sample('tug_workers', { state: 'listening' }, state.workers.listening);
   return out.text();
-}
-
-class Exposition {
-  #lines: string[] = [];
-
-  family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): void {
-    this.#lines.push(`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${type}`);
-  }
-
-  sample(name: string, labels: Record<string, string>, value: number): void {
-    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
-    this.#lines.push(`${name}${pairs.length > 0 ? `{${pairs.join(',')}}` : ''} ${formatValue(value)}`);
-  }
-
-  text(): string {
-    return `${this.#lines.join('\n')}\n`;
-  }
-}
-
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-function formatValue(value: number): string {
-  if (value === Infinity) return '+Inf';
-  if (value === -Infinity) return '-Inf';
-  if (Number.isNaN(value)) return 'NaN';
-  return String(value);
 }

@@ -10,12 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { createEtcdClient, surviveStaleWatchResponses } from '../common/etcd-client.ts';
 import { formatListenAddress, freePort } from '../common/listen-address.ts';
 import type { Logger } from '../common/logger.ts';
+import { AdminServer } from '../common/admin-server.ts';
 import { TUG_VERSION } from '../common/version.ts';
 import { readClusterStatus } from '../status/cluster-status.ts';
-import { AdminServer } from './admin-server.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
 import { buildDashboard, type DashboardData } from './dashboard/dashboard-data.ts';
+import { DASHBOARD_PATHS, serveDashboard } from './dashboard/dashboard-routes.ts';
 import { RequestRates } from './dashboard/request-rates.ts';
 import { EtcdSync } from './etcd-sync.ts';
 import { MetricsAggregator } from './metrics-aggregator.ts';
@@ -80,14 +81,19 @@ export class RouterSupervisor {
     this.#admin = new AdminServer(config.admin, {
       ready: () => this.#stopping === null && this.#sync.state.synced && this.#listening.size > 0,
       health: () => this.#health(),
-      routes: () => ({
-        ...this.#table.toJSON(),
-        certificates: this.#certificates().map((c) => ({ ...c, notAfter: new Date(c.notAfter).toISOString() })),
-        etcd: this.#health().etcd,
-      }),
+      documents: {
+        '/routes': () => ({
+          ...this.#table.toJSON(),
+          certificates: this.#certificates().map((c) => ({ ...c, notAfter: new Date(c.notAfter).toISOString() })),
+          etcd: this.#health().etcd,
+        }),
+      },
       metrics: () => this.#renderMetrics(),
-      dashboard: () => this.#dashboard(),
-      cluster: () => readClusterStatus(this.#etcd, config.etcdPrefix),
+      pages: (req, res, path) => serveDashboard(req, res, path, {
+        dashboard: () => this.#dashboard(),
+        cluster: () => readClusterStatus(this.#etcd, config.etcdPrefix),
+      }),
+      pagePaths: DASHBOARD_PATHS,
     });
   }
 

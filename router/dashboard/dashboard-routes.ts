@@ -20,6 +20,9 @@ const ASSETS: Record<string, { body: Buffer; type: string }> = {
   '/assets/dashboard.js': asset('dashboard.js', 'text/javascript; charset=utf-8'),
 };
 
+/** What the dashboard answers, for the admin listener's list of endpoints. */
+export const DASHBOARD_PATHS: readonly string[] = ['/', '/dashboard.json', '/cluster.json'];
+
 const SECURITY_HEADERS = {
   'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',

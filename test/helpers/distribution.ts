@@ -42,26 +42,30 @@ export class DistributionRegistry {
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
   }
 
-  /** Serves the storage tree under `root` (created when missing; an empty registry then). */
-  static async start(root: string): Promise<DistributionRegistry> {
+  /**
+   * Serves the storage tree under `root` (created when missing; an empty registry then).
+   * `auth`: distribution's `auth` section (htpasswd or token); /v2/ then answers 401.
+   */
+  static async start(root: string, options: { auth?: Record<string, unknown> } = {}): Promise<DistributionRegistry> {
     await mkdir(root, { recursive: true });
     const port = await freePort();
     const configDir = await mkdtemp(join(tmpdir(), 'tug-distribution-config-'));
     const config = join(configDir, 'config.yml');
-    // JSON is YAML: no YAML writer needed. No auth, no health checks, no upload purging.
+    // JSON is YAML: no YAML writer needed. No health checks, no upload purging.
     await writeFile(config, JSON.stringify({
       version: '0.1',
       log: { level: 'warn', accesslog: { disabled: true } },
       storage: { filesystem: { rootdirectory: root }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
       http: { addr: `127.0.0.1:${port}`, secret: 'tug-tests' },
+      ...(options.auth ? { auth: options.auth } : {}),
     }));
     const child = spawn(BINARY, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     const registry = new DistributionRegistry(child, port, root, configDir);
     try {
       await waitFor(async () => {
         if (child.exitCode !== null) throw new Error(`${BINARY} exited with ${child.exitCode}`);
-        return (await fetch(`${registry.url}/v2/`)).status === 200;
-      }, { timeout: 15_000, interval: 25, what: `${BINARY} /v2/ to answer` });
+        return (await fetch(`${registry.url}/v2/`)).status === (options.auth ? 401 : 200);
+      }, { timeout: 15_000, interval: 25, what: `${BINARY} /v2/ to answer (401 with auth)` });
     } catch (err) {
       await registry.close();
       throw new Error(`${(err as Error).message}\n${BINARY} output:\n${registry.output.slice(-4000)}`);

@@ -1,4 +1,7 @@
-// Reads the router's /metrics (Prometheus text) for assertions.
+// Reads a /metrics (Prometheus text; the router's and the registry's admin
+// listeners) for assertions, and checks it with Debian's promtool.
+import { spawn } from 'node:child_process';
+
 export interface Sample {
   readonly name: string;
   readonly labels: Record<string, string>;
@@ -23,4 +26,17 @@ export async function scrape(adminPort: number, host = '127.0.0.1'): Promise<{ t
 /** The value of the one sample named `name` whose labels include `labels`; undefined when none. */
 export function valueOf(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+/** Runs `promtool check metrics` on the text; resolves with its exit code and output. */
+export function promtool(text: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => { output += d; });
+    child.stderr.on('data', (d) => { output += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+    child.stdin.end(text);
+  });
 }

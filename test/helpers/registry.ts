@@ -31,13 +31,16 @@ export interface RegistryOptions {
 export class RegistryProcess extends TugProcess {
   readonly port: number;
   readonly uploadDir: string;
+  /** The admin listener's port (/metrics, /healthz) on 127.0.0.1; null when the test gave its own `--admin`. */
+  readonly adminPort: number | null;
   /** The address it listens on. */
   listenHost = '127.0.0.1';
 
-  constructor(child: ChildProcess, port: number, uploadDir: string) {
+  constructor(child: ChildProcess, port: number, uploadDir: string, adminPort: number | null = null) {
     super(child);
     this.port = port;
     this.uploadDir = uploadDir;
+    this.adminPort = adminPort;
   }
 
   get url(): string {
@@ -61,6 +64,8 @@ export class RegistryProcess extends TugProcess {
 export async function startRegistry(options: RegistryOptions): Promise<RegistryProcess> {
   const port = options.port ?? await freePort();
   const uploadDir = options.uploadDir ?? await mkdtemp(join(tmpdir(), UPLOAD_DIR_PREFIX));
+  // Never the default admin port: several registries run at once in the tests.
+  const adminPort = options.args?.includes('--admin') ? null : await freePort();
   const args = [
     TUG, 'registry',
     '--listen', `${options.host ?? '127.0.0.1'}:${port}`,
@@ -68,13 +73,14 @@ export async function startRegistry(options: RegistryOptions): Promise<RegistryP
     '--upload-dir', uploadDir,
     '--drain-timeout', '5s',
     ...(options.connectionStringFromEnv ? [] : ['--azure-connection-string', options.connectionString]),
+    ...(adminPort === null ? [] : ['--admin', `127.0.0.1:${adminPort}`]),
     ...(options.args ?? []),
   ];
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.AZURE_STORAGE_CONNECTION_STRING;
   if (options.connectionStringFromEnv) env.AZURE_STORAGE_CONNECTION_STRING = options.connectionString;
   const child = (options.spawn ?? spawn)(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const registry = new RegistryProcess(child, port, uploadDir);
+  const registry = new RegistryProcess(child, port, uploadDir, adminPort);
   registry.listenHost = options.host ?? '127.0.0.1';
   const auth: Record<string, string> = options.credentials
     ? { authorization: `Basic ${Buffer.from(`${options.credentials.user}:${options.credentials.password}`).toString('base64')}` }

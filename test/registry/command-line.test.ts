@@ -40,6 +40,12 @@ describe('tug registry command line', () => {
       [['--max-manifest-size', '10'], /--max-manifest-size: must be between/],
       [['--listen', 'nowhere'], /--listen: expected HOST:PORT/],
       [['--htpasswd', '/nonexistent/htpasswd'], /--htpasswd: cannot read/],
+      [['--admin', 'nowhere'], /--admin: expected HOST:PORT/],
+      [['--proxy-remote', 'ftp://mirror.example'], /--proxy-remote: expected http\(s\):\/\/host/],
+      [['--proxy-remote', 'https://registry-1.docker.io/v2/'], /--proxy-remote: expected http\(s\):\/\/host\[:port\] without path/],
+      [['--proxy-remote', 'https://registry-1.docker.io', '--proxy-username', 'me'], /give both or neither/],
+      [['--proxy-username', 'me', '--proxy-password', 'secret'], /only with --proxy-remote/],
+      [['--proxy-remote', 'https://registry-1.docker.io', '--proxy-ttl', 'soon'], /--proxy-ttl/],
     ] as const) {
       const { code, stderr } = await tug(['registry', '--container', 'registry', ...args], { AZURE_STORAGE_CONNECTION_STRING: CONNECTION });
       assert.equal(code, 2, args.join(' '));
