@@ -12,6 +12,7 @@ import { constants as http2Constants, type Http2ServerRequest, type Http2ServerR
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../common/logger.ts';
+import { acmeChallengeAnswer, challengeResponseHeaders, recordChallenge } from './acme/challenge-responder.ts';
 import type { Backend } from './backend.ts';
 import { recordProxied, recordRedirect, recordUnrouted } from './exchange-record.ts';
 import { readRequestHead, responseHeaders, normalizeHost, isValidHost, type RequestHead } from './forward-headers.ts';
@@ -72,6 +73,15 @@ export function handleRequest(ctx: ProxyContext, req: ClientRequest, res: Client
     }
     host = target.host;
     path = target.path;
+  }
+  // ACME HTTP-01 (router/acme/challenge-responder.ts): before any route or redirect.
+  const challenge = ctx.proto === 'http' ? acmeChallengeAnswer(ctx.table, req.method, path) : null;
+  if (challenge !== null) {
+    const headers = challengeResponseHeaders(challenge, head.requestId);
+    closeAfterUnreadBody(req, head, headers, false);
+    (res as ServerResponse).writeHead(200, headers).end(req.method === 'HEAD' ? undefined : challenge);
+    recordChallenge(ctx, started, req.method, host, path, head.requestId);
+    return;
   }
   const route = ctx.table.resolve(host, path);
   if (route === null) {

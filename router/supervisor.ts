@@ -10,13 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { createEtcdClient, surviveStaleWatchResponses } from '../common/etcd-client.ts';
 import { freePort } from '../common/listen-address.ts';
 import type { Logger } from '../common/logger.ts';
+import { AcmeCertificates } from './acme/acme-certificates.ts';
 import { AdminServer } from './admin-server.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
 import { EtcdSync } from './etcd-sync.ts';
 import { MetricsAggregator } from './metrics-aggregator.ts';
 import { renderMetrics, type CertificateInfo } from './metrics-exposition.ts';
-import { RouteKeys, type TableChange } from './route-keys.ts';
+import { isRemoval, RouteKeys, type TableChange } from './route-keys.ts';
 import { RouteTable } from './route-table.ts';
 import { FILE_CERTIFICATE_PREFIX } from './sni-certificates.ts';
 import { readCertificateFiles } from './tls-certificate.ts';
@@ -49,6 +50,8 @@ export class RouterSupervisor {
   readonly #workers = new Set<Worker>();
   readonly #listening = new Set<Worker>();
   readonly #metrics = new MetricsAggregator();
+  /** Orders and renews the certificates of routes with "acme": true (the primary only; workers never order). */
+  readonly #acme: AcmeCertificates;
   #workerConfig: RouterConfig;
   #ticketKeys = randomBytes(48);
   #ticketKeyRotation: NodeJS.Timeout | null = null;
@@ -64,6 +67,7 @@ export class RouterSupervisor {
       connectTimeout: 1, keepAliveTimeout: 1, maxConnections: 0, maxFails: 1, ejectBase: 1, ejectMax: 1,
     }), config.domain);
     this.#keys = new RouteKeys(config.etcdPrefix);
+    this.#acme = new AcmeCertificates(this.#etcd, this.#keys.acme, config, log.child({ component: 'acme' }));
     this.#sync = new EtcdSync(this.#etcd, this.#keys, log.child({ component: 'etcd-sync' }), {
       probeInterval: config.etcdProbeInterval,
       stallCheckEvery: 10,
@@ -76,6 +80,7 @@ export class RouterSupervisor {
         ...this.#table.toJSON(),
         certificates: this.#certificates().map((c) => ({ ...c, notAfter: new Date(c.notAfter).toISOString() })),
         etcd: this.#health().etcd,
+        acme: this.#acme.toJSON(),
       }),
       metrics: () => this.#renderMetrics(),
     });
@@ -101,6 +106,7 @@ export class RouterSupervisor {
     }
     const ready = Promise.all(Array.from({ length: this.#config.workers }, () => this.#fork(true)));
     void this.#sync.start().then(() => {
+      this.#acme.start();
       if (https !== null && this.#certificates().length === 0) {
         this.#log.warn({ https: `${https.host}:${https.port}` }, `HTTPS listener has no certificate: handshakes fail until one is put under ${this.#keys.tlsPrefix}<name> or given with --cert/--key`);
       }
@@ -132,6 +138,7 @@ export class RouterSupervisor {
       }, this.#config.drainTimeout + 5000);
       await Promise.all(exited);
       clearTimeout(deadline);
+      await this.#acme.close();
       await this.#sync.close();
       this.#etcd.close();
       await this.#admin.close();
@@ -179,11 +186,11 @@ export class RouterSupervisor {
 
   #onChanges(changes: readonly TableChange[]): void {
     for (const change of changes) {
-      const removed = change.kind === 'backend' ? change.spec === null : change.kind === 'route' ? change.rule === null : change.certificate === null;
-      if (removed) this.#state.delete(change.key);
+      if (isRemoval(change)) this.#state.delete(change.key);
       else this.#state.set(change.key, change);
     }
     this.#table.apply(changes);
+    this.#acme.observe(changes);
     const message: ToWorker = { type: 'changes', changes };
     for (const worker of this.#workers) this.#send(worker, message);
   }
@@ -213,7 +220,7 @@ export class RouterSupervisor {
       workers: { configured: this.#config.workers, listening: this.#listening.size },
       services,
       certificates: this.#certificates(),
-    });
+    }) + this.#acme.metricsText();
   }
 
   /** The certificates the HTTPS listener serves (never their keys). */

@@ -19,6 +19,7 @@ declare -A packages=(
   [promtool]=prometheus
   [openssl]=openssl
   [ip]=iproute2
+  [pebble]=pebble
 )
 
 if [[ $purpose == bench ]]; then

@@ -5,6 +5,7 @@
 // keeps the connection alive between requests within --keep-alive-timeout.
 import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { acmeChallengeAnswer, rawChallengeResponse, recordChallenge } from '../acme/challenge-responder.ts';
 import type { Backend } from '../backend.ts';
 import { recordRedirect, recordUnrouted } from '../exchange-record.ts';
 import { readRequestHead } from '../forward-headers.ts';
@@ -214,6 +215,15 @@ export class ClientConnection {
     }
     const host = target === null ? head.host : target.host;
     const path = target === null ? p.target : target.path;
+    // ACME HTTP-01 (router/acme/challenge-responder.ts): before any route or redirect.
+    const challenge = ctx.proto === 'http' ? acmeChallengeAnswer(ctx.table, p.method, path) : null;
+    if (challenge !== null) {
+      const close = !this.bodyComplete || this.clientClose || this.server.draining;
+      this.socket.write(rawChallengeResponse(challenge, p.method, head.requestId, close, this.#minor), 'latin1');
+      recordChallenge(ctx, started, p.method, host, path, head.requestId);
+      this.exchangeDone(close);
+      return;
+    }
     const route = ctx.table.resolve(host, path);
     if (route === null) {
       this.#sendError(p.method, head.requestId, 404, 'no route', started, host, path);

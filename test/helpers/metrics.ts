@@ -1,4 +1,18 @@
-// Reads the router's /metrics (Prometheus text) for assertions.
+// Reads the router's /metrics (Prometheus text) for assertions, and checks it with Debian's promtool.
+import { spawn } from 'node:child_process';
+
+/** Runs `promtool check metrics` on the text; resolves with its exit code and output. */
+export function promtool(text: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => { output += d; });
+    child.stderr.on('data', (d) => { output += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+    child.stdin.end(text);
+  });
+}
 export interface Sample {
   readonly name: string;
   readonly labels: Record<string, string>;

@@ -3,31 +3,18 @@
 // a worker dies), etcd sync state and certificates with their expiry.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { startBackend, type TestBackend } from '../helpers/backend.ts';
 import { TestCertificates, type IssuedCertificate } from '../helpers/certificates.ts';
 import { EtcdServer } from '../helpers/etcd.ts';
 import { get } from '../helpers/http.ts';
-import { scrape, valueOf, type Sample } from '../helpers/metrics.ts';
+import { promtool, scrape, valueOf, type Sample } from '../helpers/metrics.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startRouter, type RouterProcess } from '../helpers/router.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { ServiceMetrics } from '../../router/service-metrics.ts';
 import { Backend } from '../../router/backend.ts';
-
-/** Runs `promtool check metrics` on the text; resolves with its exit code and output. */
-function promtool(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d) => { output += d; });
-    child.stderr.on('data', (d) => { output += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
 
 describe('Prometheus metrics', () => {
   let etcd: EtcdServer;
