@@ -89,7 +89,7 @@ export const routerOptions = {
   websocketDrain: { flags: '--websocket-drain <duration>', env: 'TUG_WEBSOCKET_DRAIN', default: '10m', description: 'how long a removed backend\'s WebSockets stay open before the router closes them (1001)' },
   admin: { flags: '--admin <addr>', env: 'TUG_ADMIN', default: '127.0.0.1:9090', description: 'admin listener (/healthz, /routes)' },
   etcd: { flags: '--etcd <urls>', env: 'TUG_ETCD', default: 'http://127.0.0.1:2379', description: 'etcd endpoints, comma-separated' },
-  etcdPrefix: { flags: '--etcd-prefix <prefix>', env: 'TUG_ETCD_PREFIX', default: '', description: 'namespace before /services/ and /routes/' },
+  etcdPrefix: { flags: '--etcd-prefix <prefix>', env: 'TUG_ETCD_PREFIX', default: '', description: 'namespace before /services/, /routes/, /tls/ and /acme/' },
   domain: { flags: '--domain <domain>', env: 'TUG_DOMAIN', default: undefined, description: 'route <service>.<domain> to <service> without a rule' },
   workers: { flags: '--workers <n>', env: 'TUG_WORKERS', default: 'cores', description: 'proxy worker processes ("cores" = one per core)' },
   connectTimeout: { flags: '--connect-timeout <duration>', env: 'TUG_CONNECT_TIMEOUT', default: '5s', description: 'upstream TCP connect timeout' },

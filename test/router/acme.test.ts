@@ -8,6 +8,7 @@
 // validation to the router that did NOT order (the lock's holder names its pid).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
@@ -20,6 +21,7 @@ import { Pebble } from '../helpers/pebble.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startRouter, type RouterProcess } from '../helpers/router.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
+import { TUG } from '../helpers/tug-process.ts';
 import { sleep, waitFor } from '../helpers/wait.ts';
 
 interface Served {
@@ -302,6 +304,22 @@ describe('ACME with a failing directory', () => {
     const { samples } = await scrape(router.adminPort);
     assert.equal(valueOf(samples, 'tug_acme_certificate_state', { host, state: 'failing' }), 1);
     assert.ok((valueOf(samples, 'tug_acme_order_failures', { host }) ?? 0) >= 4);
+  });
+});
+
+describe('ACME flags', () => {
+  it('refuses a bad --acme-* value at start-up with one line naming the flag, exit code 2', () => {
+    for (const [args, message] of [
+      [['--acme-directory', 'http://acme.example/directory'], /--acme-directory: must be an https:\/\/ URL/],
+      [['--acme-email', 'not an address'], /--acme-email: "not an address" is not an email address/],
+      [['--acme-ca-file', '/nonexistent/ca.pem'], /--acme-ca-file \/nonexistent\/ca.pem: not a readable PEM certificate/],
+      [['--acme-lock-ttl', '1s'], /--acme-lock-ttl: at least 2000ms/],
+      [['--acme-retry', '7h'], /--acme-retry: at most 6h/],
+    ] as const) {
+      const result = spawnSync(process.execPath, [TUG, 'router', '--etcd', 'http://127.0.0.1:1', ...args], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(result.status, 2, result.stderr);
+      assert.match(result.stderr, message);
+    }
   });
 });
 
