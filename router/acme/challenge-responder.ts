@@ -30,7 +30,10 @@ export function challengeResponseHeaders(keyAuthorization: string, requestId: st
   return ['content-type', 'text/plain', 'content-length', String(keyAuthorization.length), 'cache-control', 'no-store', 'x-request-id', requestId];
 }
 
-/** The access-log line of an answered challenge (no service: no route took it). */
+/**
+ * An answered challenge is logged on the worker's log, access log or not: validations are rare,
+ * and "which node did the directory reach" is what an operator asks when an order fails.
+ */
 export function recordChallenge(ctx: ProxyContext, started: number, method: string | undefined, host: string, path: string, requestId: string): void {
-  ctx.accessLog?.info({ method, host, path, status: 200, bytes: 0, ms: Math.round((performance.now() - started) * 1000) / 1000, id: requestId, acme: 'http-01' });
+  ctx.log.info({ method, host, path, status: 200, ms: Math.round((performance.now() - started) * 1000) / 1000, id: requestId, acme: 'http-01' }, 'ACME challenge answered');
 }
