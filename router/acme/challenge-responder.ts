@@ -14,7 +14,7 @@ const CHALLENGE_PATH = '/.well-known/acme-challenge/';
 
 /** The key authorization to answer for this request, or null when it is not a known challenge. */
 export function acmeChallengeAnswer(table: RouteTable, method: string | undefined, path: string): string | null {
-  if (!path.startsWith(CHALLENGE_PATH) || table.challenges.size === 0 || (method !== 'GET' && method !== 'HEAD')) return null;
+  if (table.challenges.size === 0 || !path.startsWith(CHALLENGE_PATH) || (method !== 'GET' && method !== 'HEAD')) return null;
   const query = path.indexOf('?', CHALLENGE_PATH.length);
   return table.challenges.get(path.slice(CHALLENGE_PATH.length, query < 0 ? path.length : query)) ?? null;
 }
