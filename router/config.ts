@@ -1,6 +1,8 @@
 // The router's configuration: every flag with its environment variable and
 // documented default, in one table; `resolveRouterConfig` validates them all at
 // start-up and fills defaults in this one place.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { parseEtcdEndpoints } from '../common/etcd-client.ts';
@@ -53,6 +55,17 @@ export interface RouterConfig {
   readonly accessLogFormat: AccessLogFormat;
   /** This router's name under /routers/ in etcd. */
   readonly nodeName: string;
+  /** ACME (router/acme/), used only when a route says "acme": true. */
+  readonly acmeDirectory: string;
+  readonly acmeEmail: string | null;
+  /** Extra CA (PEM file) trusted for the directory's HTTPS, or null. */
+  readonly acmeCaFile: string | null;
+  /** TTL of the etcd lease that holds a name's order lock, ms (whole seconds). */
+  readonly acmeLockTtl: number;
+  /** Renew when less than this remains, ms; null: at two thirds of the lifetime. */
+  readonly acmeRenewBefore: number | null;
+  /** First retry after a failed order, ms; doubles per failure in a row (jittered) up to ACME_RETRY_MAX. */
+  readonly acmeRetry: number;
 }
 
 export interface OptionSpec {
@@ -64,6 +77,10 @@ export interface OptionSpec {
   /** The flag may be given several times (and a value may list several, comma-separated). */
   readonly repeatable?: true;
 }
+
+/** Longest wait between failed orders of one name (Caddy's ceiling too): a failing name is retried at least four times a day. */
+export const ACME_RETRY_MAX = 6 * 60 * 60 * 1000;
+export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
 
 /** Flags are config fields, except --cert and --key, which resolve together into certFiles. */
 export type RouterOptionName = Exclude<keyof RouterConfig, 'certFiles'> | 'cert' | 'key';
@@ -77,7 +94,7 @@ export const routerOptions = {
   websocketDrain: { flags: '--websocket-drain <duration>', env: 'TUG_WEBSOCKET_DRAIN', default: '10m', description: 'how long a removed backend\'s WebSockets stay open before the router closes them (1001)' },
   admin: { flags: '--admin <addr>', env: 'TUG_ADMIN', default: '127.0.0.1:9090', description: 'admin listener (the dashboard at /, /healthz, /routes, /metrics)' },
   etcd: { flags: '--etcd <urls>', env: 'TUG_ETCD', default: 'http://127.0.0.1:2379', description: 'etcd endpoints, comma-separated' },
-  etcdPrefix: { flags: '--etcd-prefix <prefix>', env: 'TUG_ETCD_PREFIX', default: '', description: 'namespace before /services/ and /routes/' },
+  etcdPrefix: { flags: '--etcd-prefix <prefix>', env: 'TUG_ETCD_PREFIX', default: '', description: 'namespace before /services/, /routes/, /tls/ and /acme/' },
   domain: { flags: '--domain <domain>', env: 'TUG_DOMAIN', default: undefined, description: 'route <service>.<domain> to <service> without a rule' },
   workers: { flags: '--workers <n>', env: 'TUG_WORKERS', default: 'cores', description: 'proxy worker processes ("cores" = one per core)' },
   connectTimeout: { flags: '--connect-timeout <duration>', env: 'TUG_CONNECT_TIMEOUT', default: '5s', description: 'upstream TCP connect timeout' },
@@ -101,6 +118,12 @@ export const routerOptions = {
   logFormat: { flags: '--log-format <format>', env: 'TUG_LOG_FORMAT', default: 'auto', description: 'json (pino, for machines), pretty (for people), or auto: pretty when stdout is a terminal' },
   accessLogFormat: { flags: '--access-log-format <format>', env: 'TUG_ACCESS_LOG_FORMAT', default: 'json', description: 'json (a log record per request), common or combined (NCSA Common/Combined Log Format lines)' },
   nodeName: { flags: '--node-name <name>', env: 'TUG_NODE_NAME', default: undefined, description: 'this router\'s name in etcd, under /routers/<name> (default: the hostname)' },
+  acmeDirectory: { flags: '--acme-directory <url>', env: 'TUG_ACME_DIRECTORY', default: LETS_ENCRYPT_DIRECTORY, description: 'ACME directory for routes with "acme": true (contacted only when one exists)' },
+  acmeEmail: { flags: '--acme-email <address>', env: 'TUG_ACME_EMAIL', default: undefined, description: 'contact address of the ACME account (expiry notices)' },
+  acmeCaFile: { flags: '--acme-ca-file <file>', env: 'TUG_ACME_CA_FILE', default: undefined, description: 'extra PEM CA trusted for the ACME directory\'s HTTPS (a private ACME CA)' },
+  acmeLockTtl: { flags: '--acme-lock-ttl <duration>', env: 'TUG_ACME_LOCK_TTL', default: '30s', description: 'lease of a name\'s order lock in etcd: how soon another router takes over from one that died' },
+  acmeRenewBefore: { flags: '--acme-renew-before <duration>', env: 'TUG_ACME_RENEW_BEFORE', default: undefined, description: 'renew when less than this remains (default: at two thirds of the lifetime)' },
+  acmeRetry: { flags: '--acme-retry <duration>', env: 'TUG_ACME_RETRY', default: '1m', description: 'first retry after a failed order; doubles per failure (jittered), up to 6h' },
 } as const satisfies Record<RouterOptionName, OptionSpec>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -159,9 +182,11 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
     logFormat: resolveLogFormat(get('logFormat'), '--log-format'),
     accessLogFormat,
     nodeName,
+    ...resolveAcmeOptions(raw, get, duration),
   };
   if (config.maxHeaderSize < 1024 || config.maxHeaderSize > 1024 * 1024) throw configError('--max-header-size: must be between 1KiB and 1MiB');
   if (config.ejectMax < config.ejectBase) throw configError('--eject-max: must not be shorter than --eject-time');
+  if (config.acmeRetry > ACME_RETRY_MAX) throw configError('--acme-retry: at most 6h');
   if (https !== null && https.port !== 0 && https.port === config.http.port && https.host === config.http.host) {
     throw configError('--https: must not be the --http address');
   }
@@ -184,4 +209,38 @@ function resolveCertificateFiles(certs: RawRouterOptions['cert'], keys: RawRoute
     if (typeof spec === 'string') throw configError(`--cert ${pair.cert} --key ${pair.key}: ${spec}`);
   }
   return pairs;
+}
+
+const EMAIL = /^[^@\s<>,;:"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+
+/** The --acme-* flags: the directory must be an https URL, the CA file a readable PEM certificate. */
+function resolveAcmeOptions(raw: RawRouterOptions, get: (name: RouterOptionName) => string, duration: (name: RouterOptionName, min?: number) => number) {
+  const directory = get('acmeDirectory');
+  let url: URL;
+  try {
+    url = new URL(directory);
+  } catch {
+    throw configError(`--acme-directory: ${JSON.stringify(directory)} is not a URL`);
+  }
+  if (url.protocol !== 'https:') throw configError('--acme-directory: must be an https:// URL (RFC 8555 §6.1)');
+  const email = typeof raw.acmeEmail === 'string' && raw.acmeEmail !== '' ? raw.acmeEmail : null;
+  if (email !== null && !EMAIL.test(email)) throw configError(`--acme-email: ${JSON.stringify(email)} is not an email address`);
+  const caFile = typeof raw.acmeCaFile === 'string' && raw.acmeCaFile !== '' ? resolve(raw.acmeCaFile) : null;
+  if (caFile !== null) {
+    try {
+      new X509Certificate(readFileSync(caFile));
+    } catch (err) {
+      throw configError(`--acme-ca-file ${caFile}: not a readable PEM certificate (${(err as Error).message})`);
+    }
+  }
+  const lockTtl = duration('acmeLockTtl', 2000);
+  const renewBefore = typeof raw.acmeRenewBefore === 'string' && raw.acmeRenewBefore !== '' ? duration('acmeRenewBefore') : null;
+  return {
+    acmeDirectory: url.href,
+    acmeEmail: email,
+    acmeCaFile: caFile,
+    acmeLockTtl: Math.ceil(lockTtl / 1000) * 1000,
+    acmeRenewBefore: renewBefore,
+    acmeRetry: duration('acmeRetry', 1000),
+  };
 }

@@ -6,10 +6,16 @@
 //   <prefix>/tls/<name>                     = {"cert": PEM chain, "key": PEM key}; the name
 //                                             "default" is served to clients whose name no
 //                                             certificate covers (and to clients without SNI)
+//   <prefix>/acme/challenges/<token>        = an HTTP-01 key authorization every router answers
+//   <prefix>/acme/state/<host>              = the state of <host>'s ACME certificate
+//                                             (the rest of /acme/ is drawn in acme/acme-keys.ts)
 //
 // Parsing never throws on bad input: it returns an error that names the key, so
 // the caller can warn and keep the last good value.
 import { etcdValueError, type TugError } from '../common/errors.ts';
+import { AcmeKeys } from './acme/acme-keys.ts';
+import { parseAcmeState, type AcmeState } from './acme/acme-state.ts';
+import { isChallengeToken, parseKeyAuthorization } from './acme/challenge-store.ts';
 import { parseCertificate, type CertificateSpec } from './tls-certificate.ts';
 
 export interface BackendSpec {
@@ -35,6 +41,8 @@ export interface RouteRule {
   readonly httpsRedirect: boolean;
   /** Strict-Transport-Security on HTTPS responses, or null for none. */
   readonly hsts: HstsPolicy | null;
+  /** Obtain certificates for the exact hosts from the ACME directory (router/acme/). */
+  readonly acme: boolean;
 }
 
 export interface HstsPolicy {
@@ -46,7 +54,20 @@ export interface HstsPolicy {
 export type TableChange =
   | { readonly kind: 'backend'; readonly key: string; readonly service: string; readonly instance: string; readonly spec: BackendSpec | null }
   | { readonly kind: 'route'; readonly key: string; readonly name: string; readonly rule: RouteRule | null }
-  | { readonly kind: 'certificate'; readonly key: string; readonly name: string; readonly certificate: CertificateSpec | null };
+  | { readonly kind: 'certificate'; readonly key: string; readonly name: string; readonly certificate: CertificateSpec | null }
+  | { readonly kind: 'challenge'; readonly key: string; readonly token: string; readonly keyAuthorization: string | null }
+  | { readonly kind: 'acme-state'; readonly key: string; readonly host: string; readonly state: AcmeState | null };
+
+/** Whether a change deletes its key (the kind's value is null). */
+export function isRemoval(change: TableChange): boolean {
+  switch (change.kind) {
+    case 'backend': return change.spec === null;
+    case 'route': return change.rule === null;
+    case 'certificate': return change.certificate === null;
+    case 'challenge': return change.keyAuthorization === null;
+    case 'acme-state': return change.state === null;
+  }
+}
 
 export type ParseResult = { ok: true; change: TableChange } | { ok: false; error: TugError } | { ok: false; error: null };
 
@@ -54,7 +75,7 @@ export const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const INSTANCE_NAME = /^[^/\s]{1,128}$/;
 const ROUTE_NAME = /^[^/\s]{1,128}$/;
 const CERTIFICATE_NAME = /^[^/\s]{1,128}$/;
-const HOST_NAME = /^(?:\*\.)?(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+export const HOST_NAME = /^(?:\*\.)?(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 const PATH_PREFIX = /^\/[\x21-\x7e]*$/;
 const IPV4_OR_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$/;
 const IPV6 = /^[0-9A-Fa-f:.]+$/;
@@ -64,6 +85,7 @@ export class RouteKeys {
   readonly servicesPrefix: string;
   readonly routesPrefix: string;
   readonly tlsPrefix: string;
+  readonly acme: AcmeKeys;
   /** Every prefix the router watches. */
   readonly prefixes: readonly string[];
 
@@ -72,7 +94,8 @@ export class RouteKeys {
     this.servicesPrefix = `${this.root}/services/`;
     this.routesPrefix = `${this.root}/routes/`;
     this.tlsPrefix = `${this.root}/tls/`;
-    this.prefixes = [this.servicesPrefix, this.routesPrefix, this.tlsPrefix];
+    this.acme = new AcmeKeys(this.root, this.tlsPrefix);
+    this.prefixes = [this.servicesPrefix, this.routesPrefix, this.tlsPrefix, this.acme.challengesPrefix, this.acme.statePrefix];
   }
 
   /** Parses one key; `value === null` means the key was deleted. Keys outside the schema yield `{ok:false, error:null}`. */
@@ -105,6 +128,22 @@ export class RouteKeys {
       const certificate = parseCertificateValue(value);
       if (typeof certificate === 'string') return { ok: false, error: etcdValueError(key, certificate) };
       return { ok: true, change: { kind: 'certificate', key, name, certificate } };
+    }
+    if (key.startsWith(this.acme.challengesPrefix)) {
+      const token = key.slice(this.acme.challengesPrefix.length);
+      if (!isChallengeToken(token)) return { ok: false, error: etcdValueError(key, 'not a challenge key: expected <prefix>/acme/challenges/<token>') };
+      if (value === null) return { ok: true, change: { kind: 'challenge', key, token, keyAuthorization: null } };
+      const parsed = parseKeyAuthorization(token, value);
+      if (typeof parsed === 'string') return { ok: false, error: etcdValueError(key, parsed) };
+      return { ok: true, change: { kind: 'challenge', key, token, keyAuthorization: parsed.keyAuthorization } };
+    }
+    if (key.startsWith(this.acme.statePrefix)) {
+      const host = key.slice(this.acme.statePrefix.length);
+      if (!HOST_NAME.test(host) || host.startsWith('*.')) return { ok: false, error: etcdValueError(key, 'not an ACME state key: expected <prefix>/acme/state/<host>') };
+      if (value === null) return { ok: true, change: { kind: 'acme-state', key, host, state: null } };
+      const state = parseAcmeState(value);
+      if (typeof state === 'string') return { ok: false, error: etcdValueError(key, state) };
+      return { ok: true, change: { kind: 'acme-state', key, host, state } };
     }
     return { ok: false, error: null };
   }
@@ -158,7 +197,7 @@ function validPort(port: unknown): port is number {
   return Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535;
 }
 
-const RULE_FIELDS = new Set(['service', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts']);
+const RULE_FIELDS = new Set(['service', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts', 'acme']);
 
 /** Parses a route rule's JSON; returns a reason string when invalid. */
 export function parseRouteRule(raw: string): RouteRule | string {
@@ -200,6 +239,8 @@ export function parseRouteRule(raw: string): RouteRule | string {
   if (typeof httpsRedirect !== 'boolean') return '"httpsRedirect" must be true or false';
   const hsts = parseHsts(rule.hsts);
   if (typeof hsts === 'string') return hsts;
+  const acme = rule.acme ?? false;
+  if (typeof acme !== 'boolean') return '"acme" must be true or false';
   return {
     service: rule.service,
     hosts: [...new Set(normalizedHosts)],
@@ -208,6 +249,7 @@ export function parseRouteRule(raw: string): RouteRule | string {
     timeouts: { response: response as number | undefined, idle: idle as number | undefined },
     httpsRedirect,
     hsts,
+    acme,
   };
 }
 

@@ -7,6 +7,7 @@
 // Resolution order for a request's host: exact host rules, then `*.domain`
 // rules, then `<service>.<--domain>`, then rules without hosts. Within a host,
 // the longest path prefix wins (matched on segment boundaries).
+import { ChallengeStore } from './acme/challenge-store.ts';
 import type { Backend } from './backend.ts';
 import type { BackendRegistry } from './backend-registry.ts';
 import { balancers, type SelectBackend } from './balancers/index.ts';
@@ -41,17 +42,20 @@ export class RouteTable {
   /** host (exact, `*.domain` or ANY_HOST) → prefixes sorted longest first. Arrays are replaced, not mutated. */
   readonly #hosts = new Map<string, readonly PrefixEntry[]>();
   readonly #domainRoutes = new Map<ServicePool, Route>();
+  /** The cluster's pending HTTP-01 challenges (etcd /acme/challenges/), answered before any route. */
+  readonly challenges = new ChallengeStore();
 
   constructor(registry: BackendRegistry, domain: string | null) {
     this.#registry = registry;
     this.#domainSuffix = domain ? `.${domain.toLowerCase()}` : null;
   }
 
-  /** Applies backend and route changes; certificate changes belong to the TLS listener and are skipped. */
+  /** Applies backend, route and challenge changes; certificate changes belong to the TLS listener and are skipped. */
   apply(changes: readonly TableChange[]): void {
     for (const change of changes) {
       if (change.kind === 'backend') this.#applyBackend(change.service, change.instance, change.spec);
       else if (change.kind === 'route') this.#applyRoute(change.name, change.rule);
+      else if (change.kind === 'challenge') this.challenges.set(change.token, change.keyAuthorization);
     }
   }
 

@@ -13,6 +13,7 @@ import type { Logger } from '../common/logger.ts';
 import { AdminServer } from '../common/admin-server.ts';
 import { TUG_VERSION } from '../common/version.ts';
 import { readClusterStatus } from '../status/cluster-status.ts';
+import { AcmeCertificates } from './acme/acme-certificates.ts';
 import { BackendRegistry } from './backend-registry.ts';
 import type { RouterConfig } from './config.ts';
 import { buildDashboard, type DashboardData } from './dashboard/dashboard-data.ts';
@@ -21,7 +22,7 @@ import { RequestRates } from './dashboard/request-rates.ts';
 import { EtcdSync } from './etcd-sync.ts';
 import { MetricsAggregator } from './metrics-aggregator.ts';
 import { renderMetrics, type CertificateInfo } from './metrics-exposition.ts';
-import { RouteKeys, type TableChange } from './route-keys.ts';
+import { isRemoval, RouteKeys, type TableChange } from './route-keys.ts';
 import { RouteTable } from './route-table.ts';
 import { RouterRegistration } from './router-registration.ts';
 import { routersPrefix } from './router-record.ts';
@@ -58,6 +59,8 @@ export class RouterSupervisor {
   readonly #rates = new RequestRates();
   readonly #startedAt = Date.now();
   #registration: RouterRegistration | null = null;
+  /** Orders and renews the certificates of routes with "acme": true (the primary only; workers never order). */
+  readonly #acme: AcmeCertificates;
   #workerConfig: RouterConfig;
   #ticketKeys = randomBytes(48);
   #ticketKeyRotation: NodeJS.Timeout | null = null;
@@ -73,6 +76,7 @@ export class RouterSupervisor {
       maxFails: 1, ejectBase: 1, ejectMax: 1,
     }), config.domain);
     this.#keys = new RouteKeys(config.etcdPrefix);
+    this.#acme = new AcmeCertificates(this.#etcd, this.#keys.acme, config, log.child({ component: 'acme' }));
     this.#sync = new EtcdSync(this.#etcd, this.#keys, log.child({ component: 'etcd-sync' }), {
       probeInterval: config.etcdProbeInterval,
       stallCheckEvery: 10,
@@ -86,6 +90,7 @@ export class RouterSupervisor {
           ...this.#table.toJSON(),
           certificates: this.#certificates().map((c) => ({ ...c, notAfter: new Date(c.notAfter).toISOString() })),
           etcd: this.#health().etcd,
+          acme: this.#acme.toJSON(),
         }),
       },
       metrics: () => this.#renderMetrics(),
@@ -117,6 +122,7 @@ export class RouterSupervisor {
     }
     const ready = Promise.all(Array.from({ length: this.#config.workers }, () => this.#fork(true)));
     void this.#sync.start().then(() => {
+      this.#acme.start();
       if (https !== null && this.#certificates().length === 0) {
         this.#log.warn({ https: `${https.host}:${https.port}` }, `HTTPS listener has no certificate: handshakes fail until one is put under ${this.#keys.tlsPrefix}<name> or given with --cert/--key`);
       }
@@ -157,6 +163,7 @@ export class RouterSupervisor {
       await Promise.all(exited);
       clearTimeout(deadline);
       await this.#registration?.close();
+      await this.#acme.close();
       await this.#sync.close();
       this.#etcd.close();
       await this.#admin.close();
@@ -204,11 +211,11 @@ export class RouterSupervisor {
 
   #onChanges(changes: readonly TableChange[]): void {
     for (const change of changes) {
-      const removed = change.kind === 'backend' ? change.spec === null : change.kind === 'route' ? change.rule === null : change.certificate === null;
-      if (removed) this.#state.delete(change.key);
+      if (isRemoval(change)) this.#state.delete(change.key);
       else this.#state.set(change.key, change);
     }
     this.#table.apply(changes);
+    this.#acme.observe(changes);
     const message: ToWorker = { type: 'changes', changes };
     for (const worker of this.#workers) this.#send(worker, message);
   }
@@ -238,7 +245,7 @@ export class RouterSupervisor {
       workers: { configured: this.#config.workers, listening: this.#listening.size },
       services,
       certificates: this.#certificates(),
-    });
+    }) + this.#acme.metricsText();
   }
 
   /** The dashboard's data: the same worker scrape as /metrics, and the primary's table and state. */

@@ -21,7 +21,10 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
   return { status: 502, reason: code || (err instanceof Error ? err.message : 'upstream error'), backendFault: true };
 }
 
+/** Reason phrases of the statuses the router writes itself. */
 export const statusText: Readonly<Record<number, string>> = {
+  200: 'OK',
+  308: 'Permanent Redirect',
   400: 'Bad Request',
   404: 'Not Found',
   408: 'Request Timeout',

@@ -14,7 +14,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
 import type { ProxyContext } from './proxy-context.ts';
-import { REDIRECT, REFUSE, routeRequest } from './route-request.ts';
+import { ANSWER, REDIRECT, REFUSE, routeRequest } from './route-request.ts';
 import { GO_AWAY_GRACE, WebSocketTunnel, writeRaw, type TunnelOwner } from './websocket-tunnel.ts';
 
 /** Takes a WebSocket upgrade request and its socket (detached from the HTTP/1.1 engine). */
@@ -47,7 +47,7 @@ export class WebSocketProxy implements TunnelOwner {
   handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const started = performance.now();
-    const decision = routeRequest(ctx, req.url ?? '/', req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', null);
+    const decision = routeRequest(ctx, req.method ?? 'GET', req.url ?? '/', req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', null);
     const requestId = decision.head.requestId;
     if (req.method !== 'GET' && decision.action !== REFUSE) {
       ctx.metrics.countUnrouted(400);
@@ -55,6 +55,11 @@ export class WebSocketProxy implements TunnelOwner {
       return;
     }
     switch (decision.action) {
+      case ANSWER:
+        // An ACME challenge is never a WebSocket: nothing to upgrade to.
+        ctx.metrics.countUnrouted(400);
+        writeRaw(socket, 400, requestId);
+        return;
       case REFUSE:
         ctx.metrics.countUnrouted(decision.status);
         writeRaw(socket, decision.status, requestId);

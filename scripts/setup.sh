@@ -21,6 +21,7 @@ declare -A packages=(
   [openssl]=openssl
   [ip]=iproute2
   [chromium]=chromium
+  [pebble]=pebble
 )
 
 if [[ $purpose == bench ]]; then

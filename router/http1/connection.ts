@@ -13,7 +13,8 @@ import type { RequestHead } from '../forward-headers.ts';
 import { Exchange, upstreamRequestHead } from '../core/exchange.ts';
 import type { ProxyContext } from '../proxy-context.ts';
 import type { UpgradeHandler } from '../websocket-proxy.ts';
-import { REDIRECT, REFUSE, routeRequest } from '../route-request.ts';
+import { ANSWER, REDIRECT, REFUSE, routeRequest } from '../route-request.ts';
+import { recordChallenge } from '../acme/challenge-responder.ts';
 import type { Route } from '../route-table.ts';
 import { statusText } from '../upstream-errors.ts';
 import { ChunkedDecoder, INVALID } from './chunked.ts';
@@ -230,8 +231,14 @@ export class ClientConnection implements ClientSide {
     if (p.chunked) this.#decoder.reset();
     this.#state = this.bodyComplete ? WAIT : BODY;
 
-    const decision = routeRequest(ctx, p.target, p.raw, 1, p.minor, this.#remote, null);
+    const decision = routeRequest(ctx, p.method, p.target, p.raw, 1, p.minor, this.#remote, null);
     const { head, host, path } = decision;
+    if (decision.action === ANSWER) {
+      const close = this.#writeLocal(200, head.requestId, p.method, decision.body, 'text/plain', 'cache-control: no-store\r\n');
+      recordChallenge(ctx, started, p.method, host, path, head.requestId);
+      this.#exchangeDone(close);
+      return;
+    }
     if (decision.action === REFUSE) {
       this.#sendError(p.method, head, decision.status, decision.reason, started, host, path);
       return;
@@ -400,26 +407,26 @@ export class ClientConnection implements ClientSide {
     if (!this.#processing) this.#process();
   }
 
-  /** Writes the router's own error response; returns whether the connection closes after it (an unread body, or a framing-level refusal). */
-  #writeError(status: number, requestId: string, method: string, hsts: string | null = null): boolean {
-    const text = statusText[status] ?? 'Error';
-    const body = `${status} ${text}\n`;
-    const close = !this.bodyComplete || status === 400 || status === 501 || status === 505 || this.clientClose || this.server.draining;
+  /**
+   * Writes a response of the router's own (an error, a redirect, an ACME answer); returns whether the
+   * connection closes after it (an unread body, a framing-level refusal, the client's or our close).
+   */
+  #writeLocal(status: number, requestId: string, method: string, body: string, contentType: string, fields: string, malformed = false): boolean {
+    const close = malformed || !this.bodyComplete || this.clientClose || this.server.draining;
     const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
-    const sts = hsts === null ? '' : `strict-transport-security: ${hsts}\r\n`;
-    this.socket.write(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\n${sts}${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
+    this.socket.write(`HTTP/1.1 ${status} ${statusText[status] ?? 'Error'}\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${fields}x-request-id: ${requestId}\r\n${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
     return close;
+  }
+
+  #writeError(status: number, requestId: string, method: string, hsts: string | null = null): boolean {
+    const sts = hsts === null ? '' : `strict-transport-security: ${hsts}\r\n`;
+    return this.#writeLocal(status, requestId, method, `${status} ${statusText[status] ?? 'Error'}\n`, 'text/plain; charset=utf-8', `cache-control: no-store\r\n${sts}`, status === 400 || status === 501 || status === 505);
   }
 
   /** A 308 to the same URL on HTTPS. */
   #sendRedirect(method: string, head: RequestHead, route: Route, host: string, path: string, location: string, started: number): void {
-    const requestId = head.requestId;
-    const ctx = this.server.ctx;
-    const body = `308 Permanent Redirect: ${location}\n`;
-    const close = !this.bodyComplete || this.clientClose || this.server.draining;
-    const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
-    this.socket.write(`HTTP/1.1 308 Permanent Redirect\r\nlocation: ${location}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
-    recordRedirect(ctx, route, started, method, host, path, head, location);
+    const close = this.#writeLocal(308, head.requestId, method, `308 Permanent Redirect: ${location}\n`, 'text/plain; charset=utf-8', `location: ${location}\r\n`);
+    recordRedirect(this.server.ctx, route, started, method, host, path, head, location);
     this.#exchangeDone(close);
   }
 

@@ -15,7 +15,8 @@ import { recordRedirect, recordUnrouted } from '../exchange-record.ts';
 import { LENGTH, NO_BODY, type ParsedResponse } from '../http1/response-head.ts';
 import type { UpstreamPool } from '../http1/upstream-pool.ts';
 import type { ProxyContext } from '../proxy-context.ts';
-import { PROXY, REDIRECT, routeRequest } from '../route-request.ts';
+import { ANSWER, PROXY, REDIRECT, routeRequest } from '../route-request.ts';
+import { recordChallenge } from '../acme/challenge-responder.ts';
 import { statusText } from '../upstream-errors.ts';
 
 /** What a stream needs from its listener. */
@@ -43,10 +44,13 @@ export function serveStream(server: StreamServerSide, stream: ServerHttp2Stream,
     else if (name === ':path') path = rawHeaders[i + 1];
   }
   const hasBody = !stream.endAfterHeaders;
-  const decision = routeRequest(ctx, path, rawHeaders, 2, 0, stream.session?.socket?.remoteAddress ?? '', hasBody);
+  const decision = routeRequest(ctx, method, path, rawHeaders, 2, 0, stream.session?.socket?.remoteAddress ?? '', hasBody);
   const { head, host } = decision;
   if (decision.action !== PROXY) {
-    if (decision.action === REDIRECT) {
+    if (decision.action === ANSWER) {
+      answer(stream, method, 200, head.requestId, null, decision.body);
+      recordChallenge(ctx, started, method, host, decision.path, head.requestId);
+    } else if (decision.action === REDIRECT) {
       answer(stream, method, 308, head.requestId, null, `308 Permanent Redirect: ${decision.location}\n`, decision.location);
       recordRedirect(ctx, decision.route, started, method, host, decision.path, head, decision.location);
     } else {

@@ -63,9 +63,10 @@ export class TcpLoadBalancer {
     this.#server = createServer((client) => this.#accept(client));
   }
 
-  static async start(host: string, backends: readonly BalancedBackend[], settings: Partial<ProbeSettings> = {}): Promise<TcpLoadBalancer> {
+  /** Listens on host:port (port 0: any free port). */
+  static async start(host: string, backends: readonly BalancedBackend[], settings: Partial<ProbeSettings> = {}, port = 0): Promise<TcpLoadBalancer> {
     const lb = new TcpLoadBalancer(host, backends, { interval: 200, timeout: 500, downAfter: 2, upAfter: 2, ...settings });
-    await new Promise<void>((resolve) => lb.#server.listen(0, host, resolve));
+    await new Promise<void>((resolve) => lb.#server.listen(port, host, resolve));
     lb.port = (lb.#server.address() as { port: number }).port;
     lb.#timer = setInterval(() => { for (const state of lb.#states) lb.#probe(state); }, lb.settings.interval);
     for (const state of lb.#states) lb.#probe(state);

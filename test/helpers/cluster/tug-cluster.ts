@@ -36,6 +36,14 @@ export interface ClusterOptions {
   readonly registry?: boolean;
   /** More router flags (after ROUTER_FLAGS). */
   readonly routerArgs?: readonly string[];
+  /** Give every router an HTTPS listener too (default false). */
+  readonly https?: boolean;
+  /**
+   * Runs once the hosts exist, before any router: starts what the routers need in the root
+   * namespace (the ACME suite's pebble) and returns more router flags and, when it must be known
+   * in advance, the load balancer's port.
+   */
+  readonly prepare?: (network: HostsNetwork) => Promise<{ readonly routerArgs?: readonly string[]; readonly lbPort?: number }>;
 }
 
 /** One app instance and its announcer, on one host. */
@@ -83,6 +91,7 @@ export class TugCluster {
   lb!: TcpLoadBalancer;
   azurite: AzuriteServer | null = null;
   #routerArgs: readonly string[] = [];
+  #https = false;
   #work = '';
   #htpasswd = '';
   private constructor(network: HostsNetwork, etcd: EtcdCluster) {
@@ -118,7 +127,9 @@ export class TugCluster {
 
   async #startNodes(options: ClusterOptions): Promise<void> {
     this.#work = await mkdtemp(join(tmpdir(), 'tug-cluster-'));
-    this.#routerArgs = options.routerArgs ?? [];
+    const prepared = await options.prepare?.(this.network);
+    this.#routerArgs = [...options.routerArgs ?? [], ...prepared?.routerArgs ?? []];
+    this.#https = options.https ?? false;
     if (options.registry) {
       this.azurite = await AzuriteServer.start(this.network.rootAddress);
       this.#htpasswd = join(this.#work, 'htpasswd');
@@ -138,7 +149,7 @@ export class TugCluster {
       host: node.host.address,
       port: node.httpPort,
       probe: { host: node.host.address, port: node.adminPort, path: '/healthz' },
-    })));
+    })), {}, prepared?.lbPort ?? 0);
     await this.waitRouted('app', this.apps.map((a) => a.address));
     await this.lb.waitAllHealthy();
   }
@@ -158,6 +169,7 @@ export class TugCluster {
       httpPort: ports?.http ?? await this.#port(host, 8080),
       adminPort: ports?.admin ?? await this.#port(host, 9090),
       domain: '',
+      https: this.#https,
       args: [...ROUTER_FLAGS, ...this.#routerArgs],
       spawn: this.spawner(host),
     });
