@@ -5,7 +5,7 @@ import { optionReader } from '../common/option-spec.ts';
 import { configError } from '../common/errors.ts';
 import type { LogLevel } from '../common/logger.ts';
 import { parseDuration, parseInteger } from '../common/units.ts';
-import { SERVICE_NAME } from '../router/route-keys.ts';
+import { SERVICE_NAME } from '../router/etcd/route-keys.ts';
 import { parseHealthTarget } from './health-check.ts';
 import { privateIPv4 } from './host-address.ts';
 

@@ -1,7 +1,7 @@
 // What the rollout needs to know from etcd: is instance <i> of <app> announced,
 // and at which address. Reads only; the announcers write.
 import type { Etcd3 } from 'etcd3';
-import { parseBackendValue, type BackendSpec } from '../router/route-keys.ts';
+import { parseBackendValue, type BackendSpec } from '../router/etcd/route-keys.ts';
 
 function deadline(): Date {
   return new Date(Date.now() + 2000);

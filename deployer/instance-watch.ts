@@ -3,7 +3,7 @@
 // (it does so only while the app passes its health check), and — unless turned
 // off — the instance answers the same health check from here too. A unit that
 // fleet reports failed ends the wait at once instead of at the timeout.
-import type { BackendSpec } from '../router/route-keys.ts';
+import type { BackendSpec } from '../router/etcd/route-keys.ts';
 import type { Announcements } from './announcements.ts';
 import type { FleetClient } from './fleet-client.ts';
 

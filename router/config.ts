@@ -11,8 +11,8 @@ import { configError } from '../common/errors.ts';
 import { parseListenAddress, type ListenAddress } from '../common/listen-address.ts';
 import { resolveLogFormat, type LogFormat, type LogLevel } from '../common/logger.ts';
 import { parseDuration, parseInteger, parseSize } from '../common/units.ts';
-import { ACCESS_LOG_FORMATS, type AccessLogFormat } from './access-log.ts';
-import { readCertificateFiles } from './tls-certificate.ts';
+import { ACCESS_LOG_FORMATS, type AccessLogFormat } from './core/access-log.ts';
+import { readCertificateFiles } from './tls/tls-certificate.ts';
 
 export interface CertificateFiles {
   readonly cert: string;

@@ -1,7 +1,7 @@
 // Wires the router: config in, supervisor up, signals to a graceful stop.
 import { createLogger } from '../common/logger.ts';
 import type { RouterConfig } from './config.ts';
-import { RouterSupervisor } from './supervisor.ts';
+import { RouterSupervisor } from './process/supervisor.ts';
 
 export async function startRouter(config: RouterConfig): Promise<void> {
   const log = createLogger(config.logLevel, {}, config.logFormat);

@@ -13,9 +13,9 @@
 // missed only deletions is not seen as behind.
 import { X509Certificate } from 'node:crypto';
 import { Range, type Etcd3 } from 'etcd3';
-import { RouteKeys, type BackendSpec, type RouteRule } from '../router/route-keys.ts';
-import { parseRouterRecord, routersPrefix, type RouterRecord } from '../router/router-record.ts';
-import { certificateHosts } from '../router/tls-certificate.ts';
+import { RouteKeys, type BackendSpec, type RouteRule } from '../router/etcd/route-keys.ts';
+import { parseRouterRecord, routersPrefix, type RouterRecord } from '../router/process/router-record.ts';
+import { certificateHosts } from '../router/tls/tls-certificate.ts';
 
 /** A router behind the table for longer than this (by its record's age) is stale. */
 export const STALE_AFTER = 5000;

@@ -8,7 +8,7 @@ import { configError } from '../common/errors.ts';
 import { formatListenAddress, parseListenAddress } from '../common/listen-address.ts';
 import { parseInteger } from '../common/units.ts';
 import { optionReader, type OptionSpec } from '../common/option-spec.ts';
-import { SERVICE_NAME } from '../router/route-keys.ts';
+import { SERVICE_NAME } from '../router/etcd/route-keys.ts';
 
 export interface UnitsConfig {
   /** The app: service name in etcd, unit prefix, container name prefix. */

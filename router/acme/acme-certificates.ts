@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../../common/logger.ts';
 import { ACME_RETRY_MAX, type RouterConfig } from '../config.ts';
-import { parseCertificateValue, type TableChange } from '../route-keys.ts';
+import { parseCertificateValue, type TableChange } from '../etcd/route-keys.ts';
 import { AcmeAccount } from './account.ts';
 import { acmeCertificateHost, isExactHost, type AcmeKeys } from './acme-keys.ts';
 import { ACME_STATUSES, acmeStateJSON, parseAcmeState, type AcmeState } from './acme-state.ts';

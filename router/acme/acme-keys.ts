@@ -8,7 +8,7 @@
 //                                           a lease of --acme-lock-ttl: a dead holder's lock expires
 //   <prefix>/acme/state/<host>            = AcmeState JSON: pending, valid until, renewing, failing
 //   <prefix>/tls/acme-<host>              = the issued chain and key, in the /tls/ format every router serves
-import { HOST_NAME } from '../route-keys.ts';
+import { HOST_NAME } from '../etcd/host-name.ts';
 
 export const ACME_CERTIFICATE_PREFIX = 'acme-';
 

@@ -6,7 +6,7 @@
 // still holding the lock: a router that lost its lease mid-order writes nothing.
 import acme from 'acme-client';
 import type { Etcd3 } from 'etcd3';
-import { parseCertificate, type CertificateSpec } from '../tls-certificate.ts';
+import { parseCertificate, type CertificateSpec } from '../tls/tls-certificate.ts';
 import type { AcmeAccount } from './account.ts';
 import type { AcmeKeys } from './acme-keys.ts';
 import { acmeStateJSON, type AcmeState } from './acme-state.ts';

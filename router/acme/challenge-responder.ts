@@ -7,8 +7,8 @@
 //
 // The request prelude (route-request.ts) asks acmeChallengeAnswer once for every
 // protocol; each adapter writes the answer as it writes its other local replies.
-import type { ProxyContext } from '../proxy-context.ts';
-import type { RouteTable } from '../route-table.ts';
+import type { ProxyContext } from '../core/proxy-context.ts';
+import type { RouteTable } from '../table/route-table.ts';
 
 const CHALLENGE_PATH = '/.well-known/acme-challenge/';
 

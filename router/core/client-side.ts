@@ -3,9 +3,9 @@
 // the adapter's own framing. The core never writes protocol bytes to a client;
 // the adapter never decides about backends, retries or errors.
 import type { Socket } from 'node:net';
-import type { Backend } from '../backend.ts';
-import type { ParsedResponse } from '../http1/response-head.ts';
-import type { UpstreamPool } from '../http1/upstream-pool.ts';
+import type { Backend } from '../table/backend.ts';
+import type { ParsedResponse } from '../protocols/http1/response-head.ts';
+import type { UpstreamPool } from './upstream-pool.ts';
 
 export interface ClientSide {
   /** The upstream pool of a backend (one per backend per listener). */

@@ -5,15 +5,15 @@
 // upstream-errors.ts, the upstream response head parsed and its body forwarded
 // as it comes with backpressure both ways, timeouts, and the per-request record.
 // Never: write protocol bytes to a client, or read a client socket.
-import type { Backend } from '../backend.ts';
-import { recordProxied } from '../exchange-record.ts';
-import type { RequestHead } from '../forward-headers.ts';
-import { ChunkedDecoder, INVALID } from '../http1/chunked.ts';
-import { CHUNKED, LENGTH, NO_BODY, parseResponseHead, UNTIL_CLOSE, type ParsedResponse } from '../http1/response-head.ts';
-import { socketError, type UpstreamConn, type UpstreamUser } from '../http1/upstream-pool.ts';
-import type { ProxyContext } from '../proxy-context.ts';
-import type { Route } from '../route-table.ts';
-import { classifyUpstreamError } from '../upstream-errors.ts';
+import type { Backend } from '../table/backend.ts';
+import { recordProxied } from './exchange-record.ts';
+import type { RequestHead } from './forward-headers.ts';
+import { ChunkedDecoder, INVALID } from '../protocols/http1/chunked.ts';
+import { CHUNKED, LENGTH, NO_BODY, parseResponseHead, UNTIL_CLOSE, type ParsedResponse } from '../protocols/http1/response-head.ts';
+import { socketError, type UpstreamConn, type UpstreamUser } from './upstream-pool.ts';
+import type { ProxyContext } from './proxy-context.ts';
+import type { Route } from '../table/route-table.ts';
+import { classifyUpstreamError } from './upstream-errors.ts';
 import type { ClientSide } from './client-side.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);

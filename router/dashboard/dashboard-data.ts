@@ -3,11 +3,12 @@
 // metrics summed as for /metrics (ejections, in-flight requests, request
 // counters), the etcd sync state and the certificates it checked. Pure: the
 // caller gathers the inputs, so one scrape of the workers serves one build.
-import type { MergedMetrics } from '../metrics-aggregator.ts';
-import { pairKey } from '../metrics-aggregator.ts';
-import type { CertificateInfo } from '../metrics-exposition.ts';
-import type { RouteRule } from '../route-keys.ts';
+import type { MergedMetrics } from '../metrics/metrics-aggregator.ts';
+import { pairKey } from '../metrics/metrics-aggregator.ts';
+import type { CertificateInfo } from '../metrics/metrics-exposition.ts';
+import type { RouteRule } from '../etcd/route-keys.ts';
 import type { RateReader } from './request-rates.ts';
+import type { ServiceView as TableServiceView } from '../table/table-view.ts';
 
 export interface DashboardInput {
   readonly now: number;
@@ -15,7 +16,7 @@ export interface DashboardInput {
   readonly etcd: { readonly endpoints: readonly string[]; readonly prefix: string; readonly synced: boolean; readonly connected: boolean; readonly revision: number; readonly lastContact: number };
   readonly workers: { readonly configured: number; readonly processes: readonly { readonly pid: number; readonly listening: boolean }[] };
   /** The primary's table: each service with its instances. */
-  readonly services: Iterable<{ readonly name: string; readonly entries: readonly { readonly instance: string; readonly weight: number; readonly backend: { readonly address: string } }[] }>;
+  readonly services: Iterable<TableServiceView>;
   readonly routes: Iterable<{ readonly name: string; readonly rule: RouteRule }>;
   readonly certificates: readonly CertificateInfo[];
   readonly metrics: MergedMetrics;
@@ -58,8 +59,8 @@ export function buildDashboard(input: DashboardInput): DashboardData {
   const { now, metrics, rates } = input;
   const services: ServiceView[] = [];
   for (const pool of input.services) {
-    const instances = pool.entries.map((entry): InstanceView => {
-      const address = entry.backend.address;
+    const instances = pool.instances.map((entry): InstanceView => {
+      const address = entry.address;
       const state = metrics.backends.get(pairKey(pool.name, address));
       const ejected = state !== undefined && state.ejected > 0 && state.ejectedUntil > now;
       const rate = rates.of(pool.name, [address]);

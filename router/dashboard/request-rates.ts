@@ -2,7 +2,7 @@
 // the router's own cumulative counters (the sums the metrics aggregator makes for
 // /metrics): the difference between the latest sums and those of about WINDOW
 // ago. Nothing is counted a second time; this only subtracts two sums.
-import { pairKey } from '../metrics-aggregator.ts';
+import { pairKey } from '../metrics/metrics-aggregator.ts';
 
 /** Rates cover about this much time (the page polls every 2 s; a scrape-like window smooths bursts). */
 const WINDOW = 10_000;

@@ -2,9 +2,9 @@
 // arrive at once, one at a time, or split anywhere.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChunkedDecoder, INVALID, NEED_MORE } from '../../router/http1/chunked.ts';
-import { parseRequestHead, type ParsedRequest, type RequestHeadError } from '../../router/http1/request-head.ts';
-import { CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, clientResponseHead, parseResponseHead, type ParsedResponse } from '../../router/http1/response-head.ts';
+import { ChunkedDecoder, INVALID, NEED_MORE } from '../../router/protocols/http1/chunked.ts';
+import { parseRequestHead, type ParsedRequest, type RequestHeadError } from '../../router/protocols/http1/request-head.ts';
+import { CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, clientResponseHead, parseResponseHead, type ParsedResponse } from '../../router/protocols/http1/response-head.ts';
 
 const MAX = 16 * 1024;
 

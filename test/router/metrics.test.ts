@@ -13,8 +13,8 @@ import { promtool, scrape, valueOf, type Sample } from '../helpers/metrics.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startRouter, type RouterProcess } from '../helpers/router.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { ServiceMetrics } from '../../router/service-metrics.ts';
-import { Backend } from '../../router/backend.ts';
+import { ServiceMetrics } from '../../router/metrics/service-metrics.ts';
+import { Backend } from '../../router/table/backend.ts';
 
 describe('Prometheus metrics', () => {
   let etcd: EtcdServer;

@@ -12,7 +12,7 @@ import { EtcdServer } from '../helpers/etcd.ts';
 import { get, rawExchange, type Reply } from '../helpers/http.ts';
 import { startRouter, type RouterProcess } from '../helpers/router.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { parseRouteRule } from '../../router/route-keys.ts';
+import { parseRouteRule } from '../../router/etcd/route-keys.ts';
 
 const run = promisify(execFile);
 

@@ -2,9 +2,9 @@
 // updates that touch only what changed.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BackendRegistry } from '../../router/backend-registry.ts';
-import { RouteKeys, parseBackendValue, parseRouteRule, type TableChange } from '../../router/route-keys.ts';
-import { RouteTable } from '../../router/route-table.ts';
+import { BackendRegistry } from '../../router/table/backend-registry.ts';
+import { RouteKeys, parseBackendValue, parseRouteRule, type TableChange } from '../../router/etcd/route-keys.ts';
+import { RouteTable } from '../../router/table/route-table.ts';
 
 const options = { maxFails: 1, ejectBase: 1000, ejectMax: 1000 };
 const keys = new RouteKeys('');

@@ -1,0 +1,108 @@
+// A proxy worker process: applies table changes sent by the primary and serves
+// HTTP and HTTPS on the shared ports (SO_REUSEPORT). It never talks to etcd
+// itself; it answers the primary's metrics requests with a snapshot.
+import { formatListenAddress } from '../../common/listen-address.ts';
+import { createLogger } from '../../common/logger.ts';
+import { createAccessLog } from '../core/access-log.ts';
+import { BackendRegistry } from '../table/backend-registry.ts';
+import type { RouterConfig } from '../config.ts';
+import { HttpsProxyServer } from '../tls/https-server.ts';
+import type { ProxyContext } from '../core/proxy-context.ts';
+import { Http1Server, type Http1ServerOptions } from '../protocols/http1/server.ts';
+import { RouteTable } from '../table/route-table.ts';
+import { CertificateStore } from '../tls/sni-certificates.ts';
+import { WebSocketProxy } from '../protocols/websocket/websocket-proxy.ts';
+import { WorkerMetrics } from '../metrics/worker-metrics.ts';
+import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messages.ts';
+
+export async function runWorker(): Promise<void> {
+  const config = JSON.parse(process.env[WORKER_CONFIG_ENV] ?? 'null') as RouterConfig | null;
+  if (config === null || typeof process.send !== 'function') throw new Error('router worker started without its primary');
+  const root = createLogger(config.logLevel, {}, config.logFormat);
+  const log = root.child({ component: 'router-worker' });
+  const send = (message: ToPrimary) => process.send?.(message);
+  const registry = new BackendRegistry({
+    maxFails: config.maxFails,
+    ejectBase: config.ejectBase,
+    ejectMax: config.ejectMax,
+  }, config.websocketDrain);
+  const table = new RouteTable(registry, config.domain);
+  const metrics = new WorkerMetrics();
+  const http: ProxyContext = {
+    table,
+    accessLog: config.accessLog ? createAccessLog(config.accessLogFormat, root) : null,
+    log,
+    proto: 'http',
+    httpsPort: config.https?.port ?? 443,
+    metrics,
+    responseTimeout: config.responseTimeout,
+    idleTimeout: config.idleTimeout,
+    maxAttempts: config.maxAttempts,
+    inFlight: 0,
+  };
+  const https: ProxyContext = { ...http, proto: 'https', inFlight: 0 };
+  const listenerOptions = (address: NonNullable<RouterConfig['https']>): Http1ServerOptions => ({
+    address,
+    maxHeaderSize: config.maxHeaderSize,
+    clientHeaderTimeout: config.clientHeaderTimeout,
+    clientIdleTimeout: config.clientIdleTimeout,
+    keepAliveTimeout: config.keepAliveTimeout,
+    upstream: { connectTimeout: config.connectTimeout, keepAliveTimeout: config.upstreamKeepAlive, maxConnections: config.maxConnections },
+  });
+  const websockets = new WebSocketProxy({ connectTimeout: config.connectTimeout });
+  const upgrade = websockets.handleUpgrade.bind(websockets);
+  const servers: (Http1Server | HttpsProxyServer)[] = [new Http1Server(http, listenerOptions(config.http), log, upgrade)];
+  let certificates: CertificateStore | null = null;
+  if (config.https !== null) {
+    let secure: HttpsProxyServer | null = null;
+    certificates = new CertificateStore((spec) => secure?.setDefaultCertificate(spec));
+    // HTTP/1.1 over TLS goes to an HTTP/1.1 engine of its own (HTTPS context, its own pools for h2 too).
+    const http1 = new Http1Server(https, listenerOptions(config.https), log, upgrade);
+    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, http1);
+    servers.push(secure);
+  }
+
+  let draining: Promise<void> | null = null;
+  const drain = () => {
+    draining ??= (async () => {
+      // WebSockets are long-lived: waiting would not end them. They get a clean 1001 now, and
+      // clients reconnect through the load balancer to a router that is not stopping.
+      const closing = websockets.close('router shutting down');
+      await Promise.all(servers.map((server) => server.close(config.drainTimeout)));
+      await closing;
+      registry.close();
+      log.flush();
+      process.exit(0);
+    })();
+  };
+  process.on('message', (message: ToWorker) => {
+    if (message.type === 'changes') {
+      table.apply(message.changes);
+      for (const refused of certificates?.apply(message.changes) ?? []) log.warn({ err: refused }, 'certificate refused by this worker; the previous one keeps serving');
+    } else if (message.type === 'metrics-request') {
+      send({ type: 'metrics', id: message.id, snapshot: metrics.snapshot(table) });
+    } else if (message.type === 'draining') {
+      // The plain listener answers Connection: close from now on (HTTPS keeps its connections until the drain).
+      for (const server of servers) server.markDraining();
+    } else if (message.type === 'drain') {
+      drain();
+    } else if (message.type === 'ticket-keys') {
+      for (const server of servers) if (server instanceof HttpsProxyServer) server.setTicketKeys(Buffer.from(message.keys, 'base64'));
+    }
+  });
+  process.on('SIGTERM', drain);
+  process.on('SIGINT', drain);
+  // The primary going away means nobody feeds this table any more: drain and go.
+  process.on('disconnect', drain);
+
+  for (const [server, address] of [[servers[0], config.http], [servers[1], config.https]] as const) {
+    if (server === undefined || address === null) continue;
+    try {
+      await server.listen();
+    } catch (err) {
+      send({ type: 'fatal', message: `cannot listen on ${formatListenAddress(address)}: ${(err as Error).message}` });
+      process.exit(1);
+    }
+  }
+  send({ type: 'listening' });
+}
