@@ -141,6 +141,9 @@ describe('distribution 2.x Azure blob names (--legacy-root-prefix)', () => {
     const orphanLink = `${V2}/repositories/old/app/_layers/sha256/${digest.slice(7)}/link`;
     await container.getBlockBlobClient(blobName(digest)).upload(orphan, orphan.length);
     await container.getBlockBlobClient(orphanLink).upload(digest, digest.length);
+    // gc deletes only what was last modified before its cut-off's second minus one (Azure keeps whole
+    // seconds; garbage-collector.ts): with --grace-period 0, the orphan must be two seconds old.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
 
     const { stdout } = await run(process.execPath, [TUG, 'registry', 'gc', '--container', CONTAINER, '--legacy-root-prefix', '--grace-period', '0'], {
       env: { ...process.env, AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString },
