@@ -46,8 +46,8 @@ import { startRouter, type RouterProcess } from '../helpers/router.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const CORPUS = new URL('./fuzz-corpus/requests.json', import.meta.url);
-/** Statuses the router answers with itself (refusals, no route, redirects, upstream errors). */
-const ROUTER_STATUSES = new Set([308, 400, 404, 408, 413, 414, 431, 501, 502, 503, 504, 505]);
+/** Statuses the router answers with itself (refusals, no route, redirects, upstream errors; 417: node:http, to an Expect it does not know). */
+const ROUTER_STATUSES = new Set([308, 400, 404, 408, 413, 414, 417, 431, 501, 502, 503, 504, 505]);
 
 interface Problem {
   /** Which check failed; minimisation keeps an input only while the same check fails. */
@@ -189,7 +189,8 @@ describe('request fuzzing: the router forwards exactly what a strict parser acce
     for (const r of captured) {
       if (r.complete && !claimed.has(r.id)) problems.push({ check: 'b:one-request-per-request', detail: `the backend parsed a request no client response answers: ${r.method} ${JSON.stringify(r.url)} (${r.body.length}-byte body)` });
     }
-    for (const e of backend.parseErrors.slice(firstError)) problems.push({ check: 'b:backend-parse', detail: `the backend's strict parser refused what the router forwarded (${e.code}): ${JSON.stringify(e.bytes.toString('latin1').slice(-300))}` });
+    // A request cut off at the end of a connection (HPE_INVALID_EOF_STATE) is checked as cut off below.
+    for (const e of backend.parseErrors.slice(firstError).filter((e) => e.code !== 'HPE_INVALID_EOF_STATE')) problems.push({ check: 'b:backend-parse', detail: `the backend's strict parser refused what the router forwarded (${e.code}): ${JSON.stringify(e.bytes.toString('latin1').slice(-300))}` });
     // A request cut off mid-body (the router found its body bad, or the client left) must not stay half-sent.
     const open = captured.filter((r) => !r.complete);
     if (open.length > 0) {
