@@ -12,6 +12,8 @@ export interface RawReply {
 export interface RawExchangeOptions {
   /** Where to cut `bytes` into separate writes (sorted offsets). */
   readonly cuts?: readonly number[];
+  /** Bytes to send once `after(received)` holds (a request sent after the previous response, on the same connection). */
+  readonly followUp?: { readonly after: (received: Buffer) => boolean; readonly bytes: Buffer };
   /** Whether what arrived so far is all that is expected (checked on each read). */
   readonly done?: (received: Buffer) => boolean;
   /** Last activity elsewhere (the backend), so a busy backend is not mistaken for silence. */
@@ -22,7 +24,7 @@ export interface RawExchangeOptions {
 }
 
 export function sendRaw(port: number, bytes: Buffer, options: RawExchangeOptions = {}): Promise<RawReply> {
-  const { cuts = [], done, activity = () => 0, quietMs = 100, timeoutMs = 3000 } = options;
+  const { cuts = [], done, followUp, activity = () => 0, quietMs = 100, timeoutMs = 3000 } = options;
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1', noDelay: true });
     const chunks: Buffer[] = [];
@@ -41,10 +43,17 @@ export function sendRaw(port: number, bytes: Buffer, options: RawExchangeOptions
       const now = Date.now();
       if (now - Math.max(last, activity()) >= quietMs || now - started >= timeoutMs) finish();
     }, Math.max(5, quietMs >> 2));
+    let followed = followUp === undefined;
     socket.on('data', (c: Buffer) => {
       chunks.push(c);
       last = Date.now();
-      if (done?.(Buffer.concat(chunks))) {
+      const received = Buffer.concat(chunks);
+      if (!followed && followUp!.after(received)) {
+        followed = true;
+        socket.write(followUp!.bytes);
+        return;
+      }
+      if (followed && done?.(received)) {
         // Settle briefly: anything the router should not have sent would show up now.
         setTimeout(finish, 10);
       }
