@@ -276,6 +276,8 @@ describe('request fuzzing: the router forwards exactly what a strict parser acce
     assert.equal(router.child.exitCode, null, 'the router process is alive');
     assert.equal((await router.health()).status, 200);
     assert.equal(router.logs().filter((l) => l.msg === 'router worker died; restarting it').length, 0, 'no worker died');
+    const errors = router.logs().filter((l) => typeof l.level === 'number' && l.level >= 50);
+    assert.deepEqual(errors, [], 'nothing logged at error level or above');
     const before = backend.requestCount;
     const reply = await get(router.httpPort, FUZZ_HOST, '/after-fuzzing', { method: 'POST', body: 'last' });
     assert.equal(reply.status, 200);

@@ -186,6 +186,8 @@ describe('response fuzzing: the router forwards exactly one well-framed response
     assert.equal(router.child.exitCode, null, 'the router process is alive');
     assert.equal((await router.health()).status, 200);
     assert.equal(router.logs().filter((l) => l.msg === 'router worker died; restarting it').length, 0, 'no worker died');
+    const errors = router.logs().filter((l) => typeof l.level === 'number' && l.level >= 50);
+    assert.deepEqual(errors, [], 'nothing logged at error level or above');
     backend.script('/after-fuzzing', plain('GET', 'after').steps);
     const reply = await get(router.httpPort, HOST, '/after-fuzzing');
     assert.deepEqual([reply.status, reply.body], [200, 'after\n']);
