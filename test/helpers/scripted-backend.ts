@@ -1,67 +1,138 @@
-// A backend that answers with exactly the bytes a test scripts, for backends
-// no HTTP library would let us write (contradicting framing, bytes after a
-// bodiless response). It reads request heads off each connection (requests
-// without bodies), records them, and hands each to the script with its socket.
+// A backend that misbehaves on cue: raw TCP, it reads each request head the
+// router forwards (bodiless requests only) and plays the script registered for
+// its target — bytes to write, pauses, a FIN or a reset — whatever the bytes
+// say about framing. Requests on one connection are answered in order, each
+// after the previous script has finished, as a real HTTP/1.1 server would.
+// The response fuzzer and the malicious-backend battery use it.
 import { createServer, type Server, type Socket } from 'node:net';
 
-export interface ScriptedRequest {
+export type Step =
+  | { readonly write: string | Buffer }
+  | { readonly pause: number }
+  /** Half-close (FIN) after what was written. */
+  | { readonly end: true }
+  /** Reset the connection. */
+  | { readonly reset: true };
+
+export interface ReceivedRequest {
   readonly method: string;
   readonly target: string;
-  /** The head as received, CRLFCRLF included. */
-  readonly head: string;
-  /** Which connection (0, 1, ...) and which request on it (0, 1, ...). */
+  /** The backend connection it came on, from 1. */
   readonly connection: number;
-  readonly index: number;
+  readonly head: string;
 }
 
-export type Script = (req: ScriptedRequest, socket: Socket) => void;
+/** A plain 200 with a Content-Length body: what unscripted targets get. */
+export function plainResponse(body: string, extra = ''): string {
+  return `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body, 'latin1')}\r\n${extra}\r\n${body}`;
+}
 
 export class ScriptedBackend {
-  readonly server: Server;
-  readonly requests: ScriptedRequest[] = [];
+  readonly #server: Server;
+  readonly #scripts = new Map<string, readonly Step[]>();
   readonly #sockets = new Set<Socket>();
+  readonly received: ReceivedRequest[] = [];
+  #connections = 0;
+  /** Scripts being played right now. */
+  playing = 0;
+  /** Date.now() of the last byte in or out, or connection change. */
+  lastActivity = 0;
   port = 0;
 
-  constructor(script: Script) {
-    let connections = 0;
-    this.server = createServer((socket) => {
-      const connection = connections++;
-      let index = 0;
-      let buf = '';
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
-      socket.on('error', () => {});
-      socket.on('data', (chunk: Buffer) => {
-        buf += chunk.toString('latin1');
-        for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
-          const head = buf.slice(0, end + 4);
-          buf = buf.slice(end + 4);
-          const [method = '', target = ''] = head.slice(0, head.indexOf('\r\n')).split(' ');
-          const req = { method, target, head, connection, index: index++ };
-          this.requests.push(req);
-          script(req, socket);
-        }
-      });
-    });
+  constructor() {
+    this.#server = createServer((socket) => this.#accept(socket));
   }
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
   }
 
+  /** How many connections the router has opened to it so far. */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** What requests for `target` get (replaces an earlier script for it). */
+  script(target: string, steps: readonly Step[]): void {
+    this.#scripts.set(target, steps);
+  }
+
+  forget(target: string): void {
+    this.#scripts.delete(target);
+  }
+
+  #accept(socket: Socket): void {
+    const connection = ++this.#connections;
+    this.#sockets.add(socket);
+    this.lastActivity = Date.now();
+    socket.setNoDelay(true);
+    let buf = '';
+    const queue: ReceivedRequest[] = [];
+    let busy = false;
+    const next = async () => {
+      if (busy) return;
+      busy = true;
+      while (queue.length > 0 && !socket.destroyed) {
+        const req = queue.shift()!;
+        this.playing++;
+        try {
+          await this.#play(socket, this.#scripts.get(req.target) ?? [{ write: plainResponse(`unscripted ${req.target}\n`) }]);
+        } finally {
+          this.playing--;
+          this.lastActivity = Date.now();
+        }
+      }
+      busy = false;
+    };
+    socket.on('data', (chunk: Buffer) => {
+      this.lastActivity = Date.now();
+      buf += chunk.toString('latin1');
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+        const head = buf.slice(0, end + 4);
+        buf = buf.slice(end + 4);
+        const [method = '', target = ''] = head.slice(0, head.indexOf('\r\n')).split(' ');
+        const req = { method, target, connection, head };
+        this.received.push(req);
+        queue.push(req);
+      }
+      void next();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.lastActivity = Date.now();
+      this.#sockets.delete(socket);
+      queue.length = 0;
+    });
+  }
+
+  async #play(socket: Socket, steps: readonly Step[]): Promise<void> {
+    for (const step of steps) {
+      if (socket.destroyed) return;
+      if ('write' in step) {
+        socket.write(typeof step.write === 'string' ? Buffer.from(step.write, 'latin1') : step.write);
+        this.lastActivity = Date.now();
+      } else if ('pause' in step) {
+        await new Promise((resolve) => setTimeout(resolve, step.pause));
+      } else if ('end' in step) {
+        socket.end();
+        return;
+      } else {
+        socket.resetAndDestroy();
+        return;
+      }
+    }
+  }
+
   async listen(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as { port: number }).port;
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as { port: number }).port;
     return this;
   }
 
   close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      for (const socket of this.#sockets) socket.destroy();
+    });
   }
-}
-
-/** A complete response with a Content-Length body. */
-export function response(body: string, status = 200, extra = ''): string {
-  return `HTTP/1.1 ${status} X\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 }

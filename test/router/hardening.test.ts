@@ -10,7 +10,7 @@ import { EtcdServer } from '../helpers/etcd.ts';
 import { get, parseResponses, rawExchange } from '../helpers/http.ts';
 import { scrape, valueOf } from '../helpers/metrics.ts';
 import { startRouter, type RouterProcess } from '../helpers/router.ts';
-import { response, ScriptedBackend } from '../helpers/scripted-backend.ts';
+import { plainResponse, ScriptedBackend } from '../helpers/scripted-backend.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const FORGED = 'HTTP/1.1 200 X\r\ncontent-length: 6\r\n\r\nforged';
@@ -41,30 +41,15 @@ describe('router hardening', () => {
       res.writeHead(200, { 'content-length': BIG });
       res.end(Buffer.alloc(BIG, 120));
     });
-    scripted = await new ScriptedBackend((req, socket) => {
-      switch (req.target) {
-        case '/framing-in-connection':
-          socket.write('HTTP/1.1 200 X\r\nconnection: content-length\r\ncontent-length: 5\r\n\r\nhello');
-          return;
-        case '/late-after-head':
-          socket.write('HTTP/1.1 200 X\r\ncontent-length: 6\r\n\r\n');
-          setTimeout(() => socket.write(FORGED), 30);
-          return;
-        case '/late-after-204':
-          socket.write('HTTP/1.1 204 X\r\n\r\n');
-          setTimeout(() => socket.write(FORGED), 30);
-          return;
-        case '/same-read-after-304':
-          socket.write(`HTTP/1.1 304 X\r\n\r\n${FORGED}`);
-          return;
-        case '/slow-next':
-          // Answered after the stray bytes of the previous response on this connection have arrived.
-          setTimeout(() => socket.write(response(`real ${req.target}`)), 80);
-          return;
-        default:
-          socket.write(response(`real ${req.target}`));
-      }
-    }).listen();
+    scripted = await new ScriptedBackend().listen();
+    scripted.script('/framing-in-connection', [{ write: 'HTTP/1.1 200 X\r\nconnection: content-length\r\ncontent-length: 5\r\n\r\nhello' }]);
+    scripted.script('/late-after-head', [{ write: 'HTTP/1.1 200 X\r\ncontent-length: 6\r\n\r\n' }, { pause: 30 }, { write: FORGED }]);
+    scripted.script('/late-after-204', [{ write: 'HTTP/1.1 204 X\r\n\r\n' }, { pause: 30 }, { write: FORGED }]);
+    scripted.script('/same-read-after-304', [{ write: `HTTP/1.1 304 X\r\n\r\n${FORGED}` }]);
+    // Answered after the stray bytes of the previous response on this connection have arrived.
+    scripted.script('/slow-next', [{ pause: 80 }, { write: plainResponse('real /slow-next') }]);
+    scripted.script('/next', [{ write: plainResponse('real /next') }]);
+    scripted.script('/', [{ write: plainResponse('real /') }]);
     await etcd.put('/services/app/@1', app.address);
     await etcd.put('/services/big/@1', big.address);
     await etcd.put('/services/scripted/@1', scripted.address);
