@@ -144,6 +144,8 @@ describe('chunked decoder', () => {
     const body = '5\r\nhello\r\n6;ext=1;q="a b"\r\n world\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\nY: \r\n\r\n';
     assert.deepEqual(decodeAllWays(`${body}GET / HTTP/1.1\r\n`), { end: body.length, data: 'hello world0123456789', dataBytes: 21 });
     assert.deepEqual(decodeAllWays('0\r\n\r\n'), { end: 5, data: '', dataBytes: 0 });
+    const extensions = '5;a;b=c;d="e \\" f"\r\nhello\r\n0;z\r\n\r\n';
+    assert.deepEqual(decodeAllWays(extensions), { end: extensions.length, data: 'hello', dataBytes: 5 });
   });
 
   it('waits for more in the middle of a body', () => {
@@ -164,6 +166,13 @@ describe('chunked decoder', () => {
     ['NUL in an extension', '5;\x00\r\n'],
     ['DEL in a quoted extension', '5;a="\x7f"\r\n'],
     ['a bare CR in an extension', '5;a\rb\r\n'],
+    // Chunk extensions have a grammar (RFC 9112 §7.1.1), which llhttp's strict mode enforces too: found by the fuzzer.
+    ['an extension without a name', '5;\r\nhello\r\n'],
+    ['an extension with an empty name', '5;=""\r\nhello\r\n'],
+    ['a space in an extension value', '5;a=b c\r\nhello\r\n'],
+    ['an unterminated quoted extension', '5;a="b\r\nhello\r\n'],
+    ['an extension with an empty value', '5;a=\r\nhello\r\n'],
+    ['text after a quoted extension', '5;a="b"c\r\nhello\r\n'],
     ['\\x01 in a trailer', '5\r\nhello\r\n0\r\nX: a\x01b\r\n\r\n'],
     ['a folded trailer', '0\r\nX: a\r\n b\r\n\r\n'],
     ['a trailer without a name', '0\r\n: a\r\n\r\n'],

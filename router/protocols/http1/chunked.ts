@@ -7,7 +7,6 @@ import { CR, FIELD_VALUE, LF, TCHAR } from './request-head.ts';
 
 const SIZE_START = 0;
 const SIZE = 1;
-const EXT = 2;
 const SIZE_LF = 3;
 const DATA = 4;
 const DATA_CR = 5;
@@ -18,6 +17,20 @@ const TRAILER_VALUE = 9;
 const TRAILER_LF = 10;
 const END_LF = 11;
 const DONE = 12;
+// Chunk extensions (RFC 9112 §7.1.1), without the optional whitespace (stricter than the grammar,
+// never laxer): `;name`, `;name=token`, `;name="quoted"`, repeated.
+const EXT_NAME_START = 13;
+const EXT_NAME = 14;
+const EXT_VALUE_START = 15;
+const EXT_TOKEN = 16;
+const EXT_QUOTED = 17;
+const EXT_QUOTED_PAIR = 18;
+const EXT_AFTER_QUOTED = 19;
+
+/** qdtext (RFC 9110 §5.6.4) without obs-text: HTAB, SP, VCHAR but '"' and '\\'. */
+const QDTEXT = new Uint8Array(256);
+QDTEXT[9] = 1;
+for (let c = 0x20; c < 0x7f; c++) QDTEXT[c] = c === 0x22 || c === 0x5c ? 0 : 1;
 
 /** feed() results besides a message-end offset. */
 export const NEED_MORE = -1;
@@ -90,7 +103,7 @@ export class ChunkedDecoder {
           } else if (this.#state === SIZE_START) {
             return this.#fail('invalid chunk size');
           } else if (c === 59 /* ; */) {
-            this.#state = EXT;
+            this.#state = EXT_NAME_START;
             this.#line = 0;
           } else if (c === CR) {
             this.#state = SIZE_LF;
@@ -99,10 +112,15 @@ export class ChunkedDecoder {
           }
           break;
         }
-        case EXT:
-          if (c === CR) this.#state = SIZE_LF;
-          else if (c === 0x7f || c >= 0x80 || (c < 0x20 && c !== 9)) return this.#fail('invalid chunk extension');
-          else if (++this.#line > MAX_LINE) return this.#fail('chunk extension too long');
+        case EXT_NAME_START:
+        case EXT_NAME:
+        case EXT_VALUE_START:
+        case EXT_TOKEN:
+        case EXT_QUOTED:
+        case EXT_QUOTED_PAIR:
+        case EXT_AFTER_QUOTED:
+          if (++this.#line > MAX_LINE) return this.#fail('chunk extension too long');
+          if (!this.#extension(c)) return this.#fail('invalid chunk extension');
           break;
         case SIZE_LF:
           if (c !== LF) return this.#fail('bare CR in a chunk-size line');
@@ -157,6 +175,44 @@ export class ChunkedDecoder {
       i++;
     }
     return NEED_MORE;
+  }
+
+  /** One byte of a chunk extension; false when it breaks the grammar. */
+  #extension(c: number): boolean {
+    switch (this.#state) {
+      case EXT_NAME_START:
+        if (TCHAR[c] === 0) return false;
+        this.#state = EXT_NAME;
+        return true;
+      case EXT_NAME:
+      case EXT_TOKEN:
+        if (TCHAR[c] === 1) return true;
+        if (c === 59 /* ; */) this.#state = EXT_NAME_START;
+        else if (c === 61 /* = */ && this.#state === EXT_NAME) this.#state = EXT_VALUE_START;
+        else if (c === CR) this.#state = SIZE_LF;
+        else return false;
+        return true;
+      case EXT_VALUE_START:
+        if (TCHAR[c] === 1) this.#state = EXT_TOKEN;
+        else if (c === 34 /* " */) this.#state = EXT_QUOTED;
+        else return false;
+        return true;
+      case EXT_QUOTED:
+        if (c === 34) this.#state = EXT_AFTER_QUOTED;
+        else if (c === 92 /* \ */) this.#state = EXT_QUOTED_PAIR;
+        else if (QDTEXT[c] === 0) return false;
+        return true;
+      case EXT_QUOTED_PAIR:
+        if (c !== 9 && (c < 0x20 || c > 0x7e)) return false;
+        this.#state = EXT_QUOTED;
+        return true;
+      case EXT_AFTER_QUOTED:
+        if (c === 59) this.#state = EXT_NAME_START;
+        else if (c === CR) this.#state = SIZE_LF;
+        else return false;
+        return true;
+    }
+    return false;
   }
 
   #fail(reason: string): number {
