@@ -5,7 +5,7 @@
 // pages a component serves itself (the router's dashboard). It never serves
 // the component's traffic, so it stays loopback by default.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { ListenAddress } from './listen-address.ts';
+import { listenOn, type ListenAddress } from './listen-address.ts';
 import { EXPOSITION_CONTENT_TYPE } from './prometheus-text.ts';
 
 export interface AdminState {
@@ -61,14 +61,7 @@ export class AdminServer {
 
   /** Listens; returns the bound address (port 0 picks a free one). */
   listen(): Promise<ListenAddress> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#address.port, this.#address.host, () => {
-        this.#server.off('error', reject);
-        const bound = this.#server.address() as { address: string; port: number };
-        resolve({ host: bound.address, port: bound.port });
-      });
-    });
+    return listenOn(this.#server, this.#address);
   }
 
   close(): Promise<void> {

@@ -36,6 +36,18 @@ export function listenReusingPort(server: NetServer, address: ListenAddress): Pr
   });
 }
 
+/** Listens on `address`; resolves with the bound address (port 0 picks a free one), rejects on a bind error. */
+export function listenOn(server: NetServer, address: ListenAddress): Promise<ListenAddress> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, () => {
+      server.off('error', reject);
+      const bound = server.address() as { address: string; port: number };
+      resolve({ host: bound.address, port: bound.port });
+    });
+  });
+}
+
 /**
  * A port free on `host` right now (for listeners that several processes must
  * bind alike, and for tests). Chosen at random below the kernel's ephemeral

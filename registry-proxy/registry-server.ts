@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.ts';
-import type { ListenAddress } from '../common/listen-address.ts';
+import { listenOn, type ListenAddress } from '../common/listen-address.ts';
 import { sendError } from './http-exchange.ts';
 import type { AccessGate } from './access-gate.ts';
 import type { RegistryContext } from './registry-context.ts';
@@ -60,16 +60,8 @@ export class RegistryServer {
     });
   }
 
-  async listen(address: ListenAddress): Promise<ListenAddress> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(address.port, address.host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = this.#server.address() as { address: string; port: number };
-    return { host: bound.address, port: bound.port };
+  listen(address: ListenAddress): Promise<ListenAddress> {
+    return listenOn(this.#server, address);
   }
 
   /** Stops accepting, lets in-flight requests finish within `drainMs`, then cuts what is left. */

@@ -6,7 +6,7 @@
 // expect; wrong credentials get 401 with a Basic challenge, a service other
 // than its own 400. Nothing it is sent can crash it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { ListenAddress } from '../common/listen-address.ts';
+import { listenOn, type ListenAddress } from '../common/listen-address.ts';
 import type { Logger } from '../common/logger.ts';
 import { sendError } from './http-exchange.ts';
 import type { HtpasswdUsers } from './htpasswd-users.ts';
@@ -32,16 +32,8 @@ export class TokenServer {
     this.#server.on('clientError', (_err, socket) => socket.destroy());
   }
 
-  async listen(address: ListenAddress): Promise<ListenAddress> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(address.port, address.host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = this.#server.address() as { address: string; port: number };
-    return { host: bound.address, port: bound.port };
+  listen(address: ListenAddress): Promise<ListenAddress> {
+    return listenOn(this.#server, address);
   }
 
   close(): Promise<void> {
