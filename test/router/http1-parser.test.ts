@@ -144,7 +144,7 @@ describe('chunked decoder', () => {
     const body = '5\r\nhello\r\n6;ext=1;q="a b"\r\n world\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\nY: \r\n\r\n';
     assert.deepEqual(decodeAllWays(`${body}GET / HTTP/1.1\r\n`), { end: body.length, data: 'hello world0123456789', dataBytes: 21 });
     assert.deepEqual(decodeAllWays('0\r\n\r\n'), { end: 5, data: '', dataBytes: 0 });
-    const extensions = '5;a;b=c;d="e \\" f"\r\nhello\r\n0;z\r\n\r\n';
+    const extensions = '5;a;b=c;d="e \\" f"\r\nhello\r\n0;z\r\nContent-Lengthy: 1\r\nHos: 2\r\n\r\n';
     assert.deepEqual(decodeAllWays(extensions), { end: extensions.length, data: 'hello', dataBytes: 5 });
   });
 
@@ -176,6 +176,10 @@ describe('chunked decoder', () => {
     ['\\x01 in a trailer', '5\r\nhello\r\n0\r\nX: a\x01b\r\n\r\n'],
     ['a folded trailer', '0\r\nX: a\r\n b\r\n\r\n'],
     ['a trailer without a name', '0\r\n: a\r\n\r\n'],
+    // Found by the request fuzzer: a strict backend refuses framing in trailers (RFC 9110 §6.5.1).
+    ['a Content-Length trailer', '0\r\nContent-Length: 5\r\n\r\n'],
+    ['a Transfer-Encoding trailer', '0\r\ntransfer-encoding: chunked\r\n\r\n'],
+    ['a Host trailer', '0\r\nHOST: x\r\n\r\n'],
     ['a bare CR after the last chunk', '0\r\n\rX'],
   ];
   for (const [name, text] of bad) {

@@ -32,6 +32,12 @@ const QDTEXT = new Uint8Array(256);
 QDTEXT[9] = 1;
 for (let c = 0x20; c < 0x7f; c++) QDTEXT[c] = c === 0x22 || c === 0x5c ? 0 : 1;
 
+/**
+ * Fields a trailer may never carry (RFC 9110 §6.5.1): framing and routing. A recipient may not merge
+ * them, but a backend that does would reframe the message; llhttp's strict mode refuses them too.
+ */
+const FORBIDDEN_TRAILERS = ['content-length', 'transfer-encoding', 'host'];
+
 /** feed() results besides a message-end offset. */
 export const NEED_MORE = -1;
 export const INVALID = -2;
@@ -56,6 +62,8 @@ export class ChunkedDecoder {
   #digits = 0;
   #line = 0;
   #trailerBytes = 0;
+  /** Which FORBIDDEN_TRAILERS the trailer name read so far still matches (a bit each). */
+  #forbidden = 0;
   /** Data bytes (without framing) seen so far. */
   dataBytes = 0;
   /** Why the input was refused, after INVALID. */
@@ -141,14 +149,21 @@ export class ChunkedDecoder {
           } else if (TCHAR[c] === 1) {
             this.#state = TRAILER_NAME;
             this.#line = 1;
+            this.#forbidden = matchForbidden((1 << FORBIDDEN_TRAILERS.length) - 1, 0, c);
           } else {
             return this.#fail('invalid trailer field');
           }
           break;
         case TRAILER_NAME:
-          if (c === 58 /* : */) this.#state = TRAILER_VALUE;
-          else if (TCHAR[c] === 0) return this.#fail('invalid trailer field name');
-          if (++this.#line > MAX_LINE) return this.#fail('trailer field too long');
+          if (c === 58 /* : */) {
+            if (isForbidden(this.#forbidden, this.#line)) return this.#fail('framing or Host field in the trailers');
+            this.#state = TRAILER_VALUE;
+          } else if (TCHAR[c] === 0) {
+            return this.#fail('invalid trailer field name');
+          } else {
+            if (this.#forbidden !== 0) this.#forbidden = matchForbidden(this.#forbidden, this.#line, c);
+            if (++this.#line > MAX_LINE) return this.#fail('trailer field too long');
+          }
           break;
         case TRAILER_VALUE:
           if (c === CR) {
@@ -219,4 +234,19 @@ export class ChunkedDecoder {
     this.error = reason;
     return INVALID;
   }
+}
+
+/** The candidates of `mask` whose byte at `index` is `c` (case-insensitive). */
+function matchForbidden(mask: number, index: number, c: number): number {
+  let out = 0;
+  for (let k = 0; k < FORBIDDEN_TRAILERS.length; k++) {
+    if ((mask & (1 << k)) !== 0 && FORBIDDEN_TRAILERS[k].charCodeAt(index) === (c | 0x20)) out |= 1 << k;
+  }
+  return out;
+}
+
+/** Whether a name of `length` bytes that still matches `mask` is one of FORBIDDEN_TRAILERS. */
+function isForbidden(mask: number, length: number): boolean {
+  for (let k = 0; k < FORBIDDEN_TRAILERS.length; k++) if ((mask & (1 << k)) !== 0 && FORBIDDEN_TRAILERS[k].length === length) return true;
+  return false;
 }

@@ -414,7 +414,9 @@ export class ClientConnection implements ClientSide {
   #writeLocal(status: number, requestId: string, method: string, body: string, contentType: string, fields: string, malformed = false): boolean {
     const close = malformed || !this.bodyComplete || this.clientClose || this.server.draining;
     const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
-    this.socket.write(`HTTP/1.1 ${status} ${statusText[status] ?? 'Error'}\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${fields}x-request-id: ${requestId}\r\n${connection}\r\n${method === 'HEAD' ? '' : body}`, 'latin1');
+    // A refusal closes the connection, and its request's method may not be what it says: the body goes anyway.
+    const bodiless = method === 'HEAD' && !malformed;
+    this.socket.write(`HTTP/1.1 ${status} ${statusText[status] ?? 'Error'}\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${fields}x-request-id: ${requestId}\r\n${connection}\r\n${bodiless ? '' : body}`, 'latin1');
     return close;
   }
 
