@@ -120,6 +120,18 @@ describe('HTTP/2 to clients', () => {
     assert.equal(reply.headers['keep-alive'], undefined);
   });
 
+  it('applies the request rules of every protocol: the normalised path, refused escapes, X-Real-IP, no client Forwarded', async () => {
+    const reply = await request('/a/./b/../c/%7Euser?q=/../x', { ':authority': 'echo.test', forwarded: 'for=10.9.9.9', 'x-real-ip': '10.9.9.9' });
+    const seen = JSON.parse(reply.body.toString()) as { url: string; rawHeaders: string[] };
+    assert.equal(seen.url, '/a/c/~user?q=/../x');
+    const names = seen.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    assert.equal(names.includes('forwarded'), false);
+    assert.equal(seen.rawHeaders[seen.rawHeaders.findIndex((n, i) => i % 2 === 0 && n.toLowerCase() === 'x-real-ip') + 1], '127.0.0.1');
+    for (const path of ['/x/..%2f..%2fadmin', '/x/%5C..', '/x/\\..']) {
+      assert.equal((await request(path, { ':authority': 'echo.test' })).status, 400, path);
+    }
+  });
+
   it('streams request bodies without a length (chunked upstream) and large responses with backpressure', async () => {
     const payload = Buffer.alloc(300 * 1024, 0x62);
     const reply = await request('/upload', { ':authority': 'echo.test' }, payload);
