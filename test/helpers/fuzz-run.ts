@@ -4,15 +4,24 @@
 // shrinks a failing input before it is printed.
 //
 //   TUG_FUZZ_SECONDS  how long random generation runs (default 30; 0 = corpus only)
-//   TUG_FUZZ_SEED     the PRNG seed (default fixed, so CI is reproducible; "random" = pick one and print it)
+//   TUG_FUZZ_SEED     the PRNG seed; unset (CI): two thirds of the time from a fixed seed (reproducible),
+//                     the last third from a random one, printed ("random" = all from a random seed)
 //   TUG_FUZZ_REPLAY   a JSON string (as printed on failure): run only that input
 import { readFileSync } from 'node:fs';
 
 export const DEFAULT_SEED = 20261128;
 
+/** A stretch of generated input: its seed and how long it runs. */
+export interface FuzzRun {
+  readonly seed: number;
+  readonly seconds: number;
+}
+
 export interface FuzzSettings {
   readonly seconds: number;
   readonly seed: number;
+  /** The generator's runs, in order (the fixed seed's, then a random one's, by default). */
+  readonly runs: readonly FuzzRun[];
   /** The one input to run instead of the corpus and the generator, or null. */
   readonly replay: string | null;
 }
@@ -21,13 +30,22 @@ export function fuzzSettings(): FuzzSettings {
   const seconds = Number(process.env.TUG_FUZZ_SECONDS ?? '30');
   if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`TUG_FUZZ_SECONDS: not a number of seconds: ${process.env.TUG_FUZZ_SECONDS}`);
   const rawSeed = process.env.TUG_FUZZ_SEED;
+  const randomSeed = () => {
+    const picked = (Math.random() * 2 ** 32) >>> 0;
+    console.log(`fuzz: TUG_FUZZ_SEED=${picked} (random)`);
+    return picked;
+  };
   let seed = DEFAULT_SEED;
-  if (rawSeed === 'random') {
-    seed = (Math.random() * 2 ** 32) >>> 0;
-    console.log(`fuzz: TUG_FUZZ_SEED=${seed}`);
-  } else if (rawSeed !== undefined && rawSeed !== '') {
+  let runs: FuzzRun[];
+  if (rawSeed === undefined || rawSeed === '') {
+    runs = [{ seed, seconds: seconds * 2 / 3 }, { seed: randomSeed(), seconds: seconds / 3 }];
+  } else if (rawSeed === 'random') {
+    seed = randomSeed();
+    runs = [{ seed, seconds }];
+  } else {
     seed = Number(rawSeed);
     if (!Number.isInteger(seed)) throw new Error(`TUG_FUZZ_SEED: not an integer or "random": ${rawSeed}`);
+    runs = [{ seed: seed >>> 0, seconds }];
   }
   const replayJson = process.env.TUG_FUZZ_REPLAY;
   let replay: string | null = null;
@@ -36,7 +54,7 @@ export function fuzzSettings(): FuzzSettings {
     if (typeof parsed !== 'string') throw new Error('TUG_FUZZ_REPLAY: must be a JSON string, as printed by a failing run');
     replay = parsed;
   }
-  return { seconds, seed: seed >>> 0, replay };
+  return { seconds, seed: seed >>> 0, runs, replay };
 }
 
 /** A seeded PRNG with the few draws the generators need. */

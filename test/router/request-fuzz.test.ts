@@ -252,20 +252,22 @@ describe('request fuzzing: the router forwards exactly what a strict parser acce
       const failure = await check('TUG_FUZZ_REPLAY', settings.replay, settings.seed);
       if (failure !== null) failures.push(failure);
     } else {
-      const rnd = new Random(settings.seed);
-      const deadline = Date.now() + settings.seconds * 1000;
       // Distinct failures by check: one minimised input each is enough to act on.
       const seen = new Set<string>();
-      while (Date.now() < deadline && failures.length < 10) {
-        const input = generateConnectionInput(rnd);
-        const cuts = rnd.chance(0.2) ? [1 + rnd.int(Math.max(1, input.length - 1))] : [];
-        const probe = await runCase(input, cuts);
-        count(probe);
-        if (probe.problems.length === 0 || seen.has(probe.problems[0].check)) continue;
-        seen.add(probe.problems[0].check);
-        const failure = await check(`generated input #${tally.cases}`, input, settings.seed, cuts);
-        if (failure !== null) failures.push(failure);
-        if (router.child.exitCode !== null) break;
+      for (const run of settings.runs) {
+        const rnd = new Random(run.seed);
+        const deadline = Date.now() + run.seconds * 1000;
+        while (Date.now() < deadline && failures.length < 10) {
+          const input = generateConnectionInput(rnd);
+          const cuts = rnd.chance(0.2) ? [1 + rnd.int(Math.max(1, input.length - 1))] : [];
+          const probe = await runCase(input, cuts);
+          count(probe);
+          if (probe.problems.length === 0 || seen.has(probe.problems[0].check)) continue;
+          seen.add(probe.problems[0].check);
+          const failure = await check(`generated input #${tally.cases}`, input, run.seed, cuts);
+          if (failure !== null) failures.push(failure);
+          if (router.child.exitCode !== null) break;
+        }
       }
     }
     for (const f of failures) console.log(f);

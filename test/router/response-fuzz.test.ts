@@ -163,19 +163,21 @@ describe('response fuzzing: the router forwards exactly one well-framed response
       const failure = await check('TUG_FUZZ_REPLAY', JSON.parse(settings.replay) as ResponseCase, settings.seed);
       if (failure !== null) failures.push(failure);
     } else {
-      const rnd = new Random(settings.seed);
-      const deadline = Date.now() + settings.seconds * 1000;
       // One report per kind of problem is enough to act on.
       const seen = new Set<string>();
       const kind = (problems: string[]) => problems[0].replace(/"[^"]*"|\d+/g, '').slice(0, 120);
-      for (let n = 1; Date.now() < deadline && failures.length < 12 && router.child.exitCode === null; n++) {
-        const c = generateCase(rnd, n);
-        tally.cases++;
-        const problems = await runCase(c);
-        if (problems.length === 0 || seen.has(kind(problems))) continue;
-        seen.add(kind(problems));
-        const failure = await check(`generated case #${n}`, c, settings.seed);
-        if (failure !== null) failures.push(failure);
+      for (const run of settings.runs) {
+        const rnd = new Random(run.seed);
+        const deadline = Date.now() + run.seconds * 1000;
+        for (let n = 1; Date.now() < deadline && failures.length < 12 && router.child.exitCode === null; n++) {
+          const c = generateCase(rnd, n);
+          tally.cases++;
+          const problems = await runCase(c);
+          if (problems.length === 0 || seen.has(kind(problems))) continue;
+          seen.add(kind(problems));
+          const failure = await check(`generated case #${n}`, c, run.seed);
+          if (failure !== null) failures.push(failure);
+        }
       }
     }
     for (const f of failures) console.log(f);
