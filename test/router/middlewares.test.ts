@@ -178,6 +178,8 @@ describe('route middlewares', () => {
     assert.equal((await h2('auth.test', '/', { authorization: basic('bob', 'bob-pw') })).status, 200);
     // Remembered: the same credentials again pass without another bcrypt check, on either protocol.
     assert.equal((await h2('auth.test', '/', { authorization: basic('alice', 'alice-pw') })).status, 200);
+    const shown = (await router.routes()).routes.auth.middlewares.basicAuth;
+    assert.deepEqual(shown, { users: ['alice', 'bob'], realm: 'staff' }, 'the admin /routes shows user names, never hashes');
   });
 
   it('costs the same for an unknown user as for a wrong password (medians within noise)', async () => {
@@ -199,7 +201,7 @@ describe('route middlewares', () => {
     assert.ok(u > w * 0.5 && u < w * 2, `median wrong password ${w.toFixed(1)} ms, unknown user ${u.toFixed(1)} ms`);
   });
 
-  it('answers 429 with Retry-After beyond the rate, and halves its share when a second router registers', async () => {
+  it('answers 429 with Retry-After beyond the rate, and enforces a third of it once three routers are registered', async () => {
     const burst = async (n: number, send: () => Promise<{ status: number; headers: Record<string, unknown> }>) => {
       let admitted = 0;
       let retryAfter: unknown;
