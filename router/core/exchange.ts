@@ -85,10 +85,6 @@ export class Exchange implements UpstreamUser {
     this.#shaped = shaped;
   }
 
-  /** The route's maxBodySize in bytes, which the adapter counts the streamed request body against; -1: none. */
-  get maxBodySize(): number {
-    return this.#shaped === null ? -1 : this.#shaped.maxBodySize;
-  }
 
   get requestId(): string {
     return this.#head.requestId;

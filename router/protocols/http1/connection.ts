@@ -81,8 +81,9 @@ export class ClientConnection implements ClientSide {
   #pendingHead: Buffer | null = null;
   /** The response body is re-encoded (compression): this connection chunks it. */
   #ownChunks = false;
-  /** Request body bytes read so far (for a route's maxBodySize). */
+  /** Request body bytes read so far, and the route's maxBodySize (-1: none). */
   #bodyBytes = 0;
+  #bodyLimit = -1;
 
   constructor(socket: Socket, server: ServerSide) {
     this.socket = socket;
@@ -273,6 +274,7 @@ export class ClientConnection implements ClientSide {
     }
     const route = decision.route;
     this.#bodyBytes = 0;
+    this.#bodyLimit = decision.shaped === null ? -1 : decision.shaped.maxBodySize;
     if (!this.bodyComplete) {
       // The body stays with the client until a backend connection is ready (so that a refused
       // connect can fail over with the body intact).
@@ -321,10 +323,9 @@ export class ClientConnection implements ClientSide {
       complete = this.#remaining === 0;
     }
     if (end > 0) {
-      const limit = this.#exchange!.maxBodySize;
-      if (limit >= 0) {
+      if (this.#bodyLimit >= 0) {
         this.#bodyBytes = this.#chunked ? this.#decoder.dataBytes : this.#bodyBytes + end;
-        if (this.#bodyBytes > limit) {
+        if (this.#bodyBytes > this.#bodyLimit) {
           this.#exchange!.bodyTooLarge();
           return;
         }

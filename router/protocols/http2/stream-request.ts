@@ -78,7 +78,7 @@ function act(server: StreamServerSide, stream: ServerHttp2Stream, method: string
   }
   // A body without Content-Length (HTTP/2 needs none) goes upstream chunked.
   const chunked = hasBody && !hasContentLength(head.headers);
-  const request = new StreamRequest(server, stream, hasBody, chunked);
+  const request = new StreamRequest(server, stream, hasBody, chunked, decision.shaped === null ? -1 : decision.shaped.maxBodySize);
   const exchange = new Exchange(request, ctx, method, head, decision.route, host, decision.path, started, upstreamRequestHead(method, decision.upstreamPath, head.headers, chunked), decision.shaped);
   request.start(exchange);
 }
@@ -136,13 +136,15 @@ class StreamRequest implements ClientSide {
   #exchange: Exchange | null = null;
   #upstream: Socket | null = null;
   #ended = false;
-  /** Request body bytes read so far (for a route's maxBodySize). */
+  /** Request body bytes read so far, and the route's maxBodySize (-1: none). */
   #bodyBytes = 0;
+  readonly #bodyLimit: number;
   bodyComplete: boolean;
   bodyConsumed = false;
 
-  constructor(server: StreamServerSide, stream: ServerHttp2Stream, hasBody: boolean, chunked: boolean) {
+  constructor(server: StreamServerSide, stream: ServerHttp2Stream, hasBody: boolean, chunked: boolean, bodyLimit: number) {
     this.#server = server;
+    this.#bodyLimit = bodyLimit;
     this.#stream = stream;
     this.#chunked = chunked;
     this.bodyComplete = !hasBody;
@@ -188,10 +190,9 @@ class StreamRequest implements ClientSide {
   #forward(chunk: Buffer): void {
     const upstream = this.#upstream;
     if (upstream === null || upstream.destroyed) return;
-    const limit = this.#exchange!.maxBodySize;
-    if (limit >= 0) {
+    if (this.#bodyLimit >= 0) {
       this.#bodyBytes += chunk.length;
-      if (this.#bodyBytes > limit) {
+      if (this.#bodyBytes > this.#bodyLimit) {
         this.#exchange!.bodyTooLarge();
         return;
       }
