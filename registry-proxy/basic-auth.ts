@@ -3,23 +3,25 @@
 // may do is the ACL's answer (everything without --acl). A successful check
 // is remembered for a few minutes, because bcrypt is deliberately slow and
 // one `docker pull` makes dozens of requests; a failed one never is.
-import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { CredentialMemory, parseBasicAuthorization } from '../common/basic-credentials.ts';
+import type { HtpasswdUsers } from '../common/htpasswd-users.ts';
 import type { AccessPolicy } from './access-policy.ts';
 import { deniedError, type Authenticator, type Needed } from './access-gate.ts';
-import type { HtpasswdUsers } from './htpasswd-users.ts';
 import { RegistryError } from './registry-errors.ts';
 import { policyAccess, type RequestAccess } from './request-access.ts';
 
-const REMEMBER_MS = 5 * 60_000;
-const MAX_REMEMBERED = 1000;
 const REALM = 'Basic realm="tug-registry"';
+
+/** Beyond the bound on concurrent password checks. */
+export function tooManyChecks(): RegistryError {
+  return new RegistryError('TOOMANYREQUESTS', 'too many password checks in progress; retry', { headers: { 'Retry-After': '1' } });
+}
 
 export class BasicAuthenticator implements Authenticator {
   readonly #users: HtpasswdUsers;
   readonly #policy: AccessPolicy;
-  /** sha256 of the Authorization value → user and until when. */
-  readonly #remembered = new Map<string, { user: string; until: number }>();
+  readonly #remembered = new CredentialMemory();
 
   constructor(users: HtpasswdUsers, policy: AccessPolicy) {
     this.#users = users;
@@ -29,20 +31,15 @@ export class BasicAuthenticator implements Authenticator {
   async authenticate(req: IncomingMessage): Promise<RequestAccess | null> {
     const header = req.headers.authorization;
     if (header === undefined) return null;
-    const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-    if (!match) throw this.challenge();
-    const key = createHash('sha256').update(match[1]).digest('hex');
-    const known = this.#remembered.get(key);
-    if (known && known.until > Date.now()) return policyAccess(this.#policy, known.user);
-    const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
+    const credentials = parseBasicAuthorization(header);
+    if (credentials === 'malformed') throw this.challenge();
     // Empty credentials are what some clients send when they have none.
-    if (decoded === ':') return null;
-    if (colon <= 0) throw this.challenge();
-    const user = decoded.slice(0, colon);
-    if (!(await this.#users.verify(user, decoded.slice(colon + 1)))) throw this.challenge();
-    if (this.#remembered.size >= MAX_REMEMBERED) this.#remembered.delete(this.#remembered.keys().next().value!);
-    this.#remembered.set(key, { user, until: Date.now() + REMEMBER_MS });
+    if (credentials === null) return null;
+    const known = this.#remembered.recall(credentials.key, Date.now());
+    if (known !== null) return policyAccess(this.#policy, known);
+    const { user } = credentials;
+    if (!(await this.#users.verify(user, credentials.password, tooManyChecks))) throw this.challenge();
+    this.#remembered.remember(credentials.key, user, Date.now());
     return policyAccess(this.#policy, user);
   }
 

@@ -6,7 +6,7 @@ import { AccessGate } from './access-gate.ts';
 import { AccessPolicy } from './access-policy.ts';
 import type { AuthConfig } from './auth-config.ts';
 import { BasicAuthenticator } from './basic-auth.ts';
-import { HtpasswdUsers } from './htpasswd-users.ts';
+import { HtpasswdUsers } from '../common/htpasswd-users.ts';
 import { policyAccess } from './request-access.ts';
 import { TokenAuthenticator } from './token-auth.ts';
 import { loadVerificationKeys } from './token-keys.ts';
@@ -20,7 +20,7 @@ export async function createAccessGate(config: AuthConfig): Promise<AccessGate> 
   }
   const policy = config.acl ? await AccessPolicy.load(config.acl) : AccessPolicy.allowAll(config.auth === 'none');
   if (config.htpasswd) {
-    const users = await HtpasswdUsers.load(config.htpasswd, { concurrency: config.authConcurrency, queue: config.authQueue });
+    const users = await HtpasswdUsers.load('--htpasswd', config.htpasswd, { concurrency: config.authConcurrency, queue: config.authQueue });
     return new AccessGate(new BasicAuthenticator(users, policy), policyAccess(policy, null), policy.grantsAnonymous);
   }
   return new AccessGate(null, policyAccess(policy, null), true);

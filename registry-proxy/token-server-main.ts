@@ -3,7 +3,7 @@
 import { formatListenAddress } from '../common/listen-address.ts';
 import { createLogger } from '../common/logger.ts';
 import { AccessPolicy } from './access-policy.ts';
-import { HtpasswdUsers } from './htpasswd-users.ts';
+import { HtpasswdUsers } from '../common/htpasswd-users.ts';
 import { TokenIssuer } from './token-issuer.ts';
 import { loadSigningKey } from './token-keys.ts';
 import type { TokenServerConfig } from './token-server-config.ts';
@@ -11,7 +11,7 @@ import { TokenServer } from './token-server.ts';
 
 export async function startTokenServer(config: TokenServerConfig): Promise<void> {
   const log = createLogger(config.logLevel, { component: 'token-server' });
-  const users = await HtpasswdUsers.load(config.htpasswd, { concurrency: config.authConcurrency, queue: config.authQueue });
+  const users = await HtpasswdUsers.load('--htpasswd', config.htpasswd, { concurrency: config.authConcurrency, queue: config.authQueue });
   const policy = config.acl ? await AccessPolicy.load(config.acl) : AccessPolicy.allowAll(false);
   const key = await loadSigningKey('--key', config.key);
   const server = new TokenServer(users, new TokenIssuer(key, config.issuer, config.service, config.expiry, policy), config.service, log);

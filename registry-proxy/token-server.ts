@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { listenOn, type ListenAddress } from '../common/listen-address.ts';
 import type { Logger } from '../common/logger.ts';
 import { sendError } from './http-exchange.ts';
-import type { HtpasswdUsers } from './htpasswd-users.ts';
+import type { HtpasswdUsers } from '../common/htpasswd-users.ts';
+import { tooManyChecks } from './basic-auth.ts';
 import { RegistryError, registryErrorFrom } from './registry-errors.ts';
 import type { TokenIssuer } from './token-issuer.ts';
 
@@ -76,7 +77,7 @@ export class TokenServer {
     const unauthorized = new RegistryError('UNAUTHORIZED', 'wrong user name or password', { headers: { 'WWW-Authenticate': REALM } });
     if (colon <= 0) throw unauthorized;
     const user = decoded.slice(0, colon);
-    if (!(await this.#users.verify(user, decoded.slice(colon + 1)))) throw unauthorized;
+    if (!(await this.#users.verify(user, decoded.slice(colon + 1), tooManyChecks))) throw unauthorized;
     return user;
   }
 }

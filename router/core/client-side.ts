@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Backend } from '../table/backend.ts';
 import type { ParsedResponse } from '../protocols/http1/response-head.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
+import type { ResponseEdits } from './response-edits.ts';
 
 export interface ClientSide {
   /** The upstream pool of a backend (one per backend per listener). */
@@ -28,9 +29,11 @@ export interface ClientSide {
   /**
    * The response head, to be framed for this client (HTTP/1.1: the head bytes; HTTP/2: a HEADERS
    * frame). Returns whether the body is forwarded as the upstream chunked it (HTTP/1.1 clients);
-   * false: the exchange hands over the decoded data only.
+   * false: the exchange hands over the decoded data only. `edits`: fields to leave out and to add
+   * (the route's middlewares), and whether the body is re-encoded (then the adapter frames it and
+   * states no length; the answer is false).
    */
-  respond(res: ParsedResponse, requestId: string, hsts: string | null): boolean;
+  respond(res: ParsedResponse, requestId: string, hsts: string | null, edits: ResponseEdits | null): boolean;
   /** Body bytes; false when the client is not keeping up (the exchange pauses the upstream). */
   write(data: Buffer): boolean;
   /** The response is complete. */

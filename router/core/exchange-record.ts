@@ -31,3 +31,10 @@ export function recordUnrouted(ctx: ProxyContext, started: number, method: strin
 function roundMs(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
+
+/** A route middleware's own answer (401, 403, 413, 429, a CORS preflight's 204). */
+export function recordAnswer(ctx: ProxyContext, route: Route, started: number, method: string | undefined, host: string, path: string, head: RequestHead, status: number, reason: string): void {
+  const ms = performance.now() - started;
+  route.pool.metrics.record(null, status, ms / 1000);
+  ctx.accessLog?.info({ method, host, path, status, bytes: 0, ms: roundMs(ms), service: route.pool.name, id: head.requestId, error: reason, remote: head.remote, protocol: head.protocol, referer: head.referer, agent: head.agent });
+}

@@ -15,6 +15,8 @@ import type { ProxyContext } from './proxy-context.ts';
 import type { Route } from '../table/route-table.ts';
 import { classifyUpstreamError } from './upstream-errors.ts';
 import type { ClientSide } from './client-side.ts';
+import { ResponseEncoder } from '../middleware/compression.ts';
+import type { ShapedRequest } from '../middleware/route-middlewares.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** The backend closed the connection under a sent request: on a reused keep-alive connection, typically its idle timeout racing the request. */
@@ -65,8 +67,12 @@ export class Exchange implements UpstreamUser {
   #deadline = 0;
   #deadlineKind = NONE;
   #upstreamPaused = false;
+  /** The request's part of the route's middlewares, or null. */
+  readonly #shaped: ShapedRequest | null;
+  /** The response body's encoder (compression), between this exchange and the client; null: bytes go straight. */
+  #encoder: ResponseEncoder | null = null;
 
-  constructor(client: ClientSide, ctx: ProxyContext, method: string, head: RequestHead, route: Route, host: string, path: string, started: number, upstreamHead: string) {
+  constructor(client: ClientSide, ctx: ProxyContext, method: string, head: RequestHead, route: Route, host: string, path: string, started: number, upstreamHead: string, shaped: ShapedRequest | null = null) {
     this.#client = client;
     this.#ctx = ctx;
     this.method = method;
@@ -76,7 +82,9 @@ export class Exchange implements UpstreamUser {
     this.#path = path;
     this.#started = started;
     this.#upstreamHead = upstreamHead;
+    this.#shaped = shaped;
   }
+
 
   get requestId(): string {
     return this.#head.requestId;
@@ -136,15 +144,20 @@ export class Exchange implements UpstreamUser {
     this.#client.resumeBody();
   }
 
-  /** The client side drained: the paused upstream may send again. */
+  /** The client side drained: the encoder, or else the paused upstream, may send again. */
   onClientDrain(): void {
+    if (this.#encoder !== null) this.#encoder.clientDrained();
+    else this.#resumeUpstream();
+  }
+
+  readonly #resumeUpstream = (): void => {
     if (this.#upstreamPaused) {
       this.#upstreamPaused = false;
       // The idle timeout measures the backend's silence, which starts again now.
       if (this.#deadlineKind === BODY) this.#deadline = Date.now() + (this.#route.idleTimeout ?? this.#ctx.idleTimeout);
       this.upstream?.socket.resume();
     }
-  }
+  };
 
   onUpstreamData(chunk: Buffer): void {
     if (this.#res === null) {
@@ -187,7 +200,14 @@ export class Exchange implements UpstreamUser {
     this.#res = res;
     this.status = res.status;
     this.headSent = true;
-    const passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts());
+    let passChunks: boolean;
+    if (this.#shaped === null) {
+      passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), null);
+    } else {
+      const { edits, encoding } = this.#shaped.responseEdits(res);
+      if (encoding !== null) this.#encoder = new ResponseEncoder(encoding, this.#client, this.#resumeUpstream);
+      passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), edits);
+    }
     if (res.framing === CHUNKED) {
       (this.#decoder ??= new ChunkedDecoder()).reset();
       this.#dechunk = !passChunks;
@@ -205,9 +225,10 @@ export class Exchange implements UpstreamUser {
   }
 
   #write(data: Buffer): void {
-    const ok = this.#client.write(data);
-    // Bytes still queued on the client side may be the upstream read buffer's: it must not be reused.
-    if (this.upstream !== null && this.#client.writePending) this.upstream.retained = true;
+    const encoder = this.#encoder;
+    const ok = encoder === null ? this.#client.write(data) : encoder.write(data);
+    // Bytes still queued on the client side (or in the encoder) may be the upstream read buffer's: it must not be reused.
+    if (this.upstream !== null && (encoder !== null || this.#client.writePending)) this.upstream.retained = true;
     if (!ok && !this.#upstreamPaused && this.upstream !== null) {
       this.#upstreamPaused = true;
       this.upstream.socket.pause();
@@ -289,7 +310,9 @@ export class Exchange implements UpstreamUser {
     backend.recordSuccess();
     this.done = true;
     this.#finish(backend);
-    this.#client.end();
+    const encoder = this.#encoder;
+    if (encoder === null) this.#client.end();
+    else encoder.end(() => this.#client.end());
   }
 
   #uncount(): void {
@@ -315,6 +338,7 @@ export class Exchange implements UpstreamUser {
     }
     if (this.headSent) {
       // Too late for another status: the client must see a truncated response.
+      this.#encoder?.destroy();
       this.done = true;
       this.#finish(backend, failure.reason);
       this.#client.cut();
@@ -387,8 +411,23 @@ export class Exchange implements UpstreamUser {
     this.#finish(this.#backend, reason);
   }
 
+  /**
+   * The streamed request body passed the route's maxBodySize: 413 when no response started (the
+   * backend's connection is closed: it had part of a body), else the response is cut.
+   */
+  bodyTooLarge(): void {
+    if (this.done) return;
+    const headSent = this.headSent;
+    this.#endEarly();
+    if (!headSent) this.status = 413;
+    this.#finish(this.#backend, 'request body above maxBodySize');
+    if (headSent) this.#client.cut();
+    else this.#client.fail(413, this.#head.requestId, this.#hsts());
+  }
+
   /** Ends the exchange before the upstream finished: kill its connection, or leave the pool's queue. */
   #endEarly(): void {
+    this.#encoder?.destroy();
     this.done = true;
     const upstream = this.upstream;
     this.upstream = null;

@@ -24,10 +24,15 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
 /** Reason phrases of the statuses the router writes itself. */
 export const statusText: Readonly<Record<number, string>> = {
   200: 'OK',
+  204: 'No Content',
   308: 'Permanent Redirect',
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
+  413: 'Content Too Large',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   501: 'Not Implemented',
   502: 'Bad Gateway',

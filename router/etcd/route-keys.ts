@@ -18,6 +18,7 @@ import { HOST_NAME } from './host-name.ts';
 import { parseAcmeState, type AcmeState } from '../acme/acme-state.ts';
 import { isChallengeToken, parseKeyAuthorization } from '../acme/challenge-store.ts';
 import { parseCertificate, type CertificateSpec } from '../tls/tls-certificate.ts';
+import { MIDDLEWARE_FIELDS, parseMiddlewares, type MiddlewareSpec } from '../middleware/middleware-spec.ts';
 
 export interface BackendSpec {
   readonly host: string;
@@ -44,6 +45,8 @@ export interface RouteRule {
   readonly hsts: HstsPolicy | null;
   /** Obtain certificates for the exact hosts from the ACME directory (router/acme/). */
   readonly acme: boolean;
+  /** Rewrite, headers, access control, rate limit, compression, CORS, body limit (router/middleware/); null: none. */
+  readonly middlewares: MiddlewareSpec | null;
 }
 
 export interface HstsPolicy {
@@ -197,7 +200,7 @@ function validPort(port: unknown): port is number {
   return Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535;
 }
 
-const RULE_FIELDS = new Set(['service', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts', 'acme']);
+const RULE_FIELDS = new Set(['service', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts', 'acme', ...MIDDLEWARE_FIELDS]);
 
 /** Parses a route rule's JSON; returns a reason string when invalid. */
 export function parseRouteRule(raw: string): RouteRule | string {
@@ -241,6 +244,8 @@ export function parseRouteRule(raw: string): RouteRule | string {
   if (typeof hsts === 'string') return hsts;
   const acme = rule.acme ?? false;
   if (typeof acme !== 'boolean') return '"acme" must be true or false';
+  const middlewares = parseMiddlewares(rule);
+  if (typeof middlewares === 'string') return middlewares;
   return {
     service: rule.service,
     hosts: [...new Set(normalizedHosts)],
@@ -250,6 +255,7 @@ export function parseRouteRule(raw: string): RouteRule | string {
     httpsRedirect,
     hsts,
     acme,
+    middlewares,
   };
 }
 

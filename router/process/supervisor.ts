@@ -24,6 +24,7 @@ import { renderMetrics, type CertificateInfo } from '../metrics/metrics-expositi
 import { isRemoval, RouteKeys, type TableChange } from '../etcd/route-keys.ts';
 import { TableView } from '../table/table-view.ts';
 import { RouterRegistration } from './router-registration.ts';
+import { RouterCount } from './router-count.ts';
 import { routersPrefix } from './router-record.ts';
 import { FILE_CERTIFICATE_PREFIX } from '../tls/sni-certificates.ts';
 import { readCertificateFiles } from '../tls/tls-certificate.ts';
@@ -58,6 +59,7 @@ export class RouterSupervisor {
   readonly #rates = new RequestRates();
   readonly #startedAt = Date.now();
   #registration: RouterRegistration | null = null;
+  readonly #routerCount: RouterCount;
   /** Orders and renews the certificates of routes with "acme": true (the primary only; workers never order). */
   readonly #acme: AcmeCertificates;
   #workerConfig: RouterConfig;
@@ -73,6 +75,9 @@ export class RouterSupervisor {
     this.#etcd = createEtcdClient(config.etcd);
     this.#table = new TableView(config.domain);
     this.#keys = new RouteKeys(config.etcdPrefix);
+    this.#routerCount = new RouterCount(this.#etcd, routersPrefix(config.etcdPrefix), (count) => {
+      for (const worker of this.#workers) this.#send(worker, { type: 'routers', count });
+    }, this.#log);
     this.#acme = new AcmeCertificates(this.#etcd, this.#keys.acme, config, log.child({ component: 'acme' }));
     this.#sync = new EtcdSync(this.#etcd, this.#keys, log.child({ component: 'etcd-sync' }), {
       probeInterval: config.etcdProbeInterval,
@@ -133,6 +138,7 @@ export class RouterSupervisor {
       startedAt: new Date(this.#startedAt).toISOString(),
     }, () => ({ revision: this.#sync.state.revision, healthy: this.#health().ready && this.#sync.state.connected }), this.#log.child({ component: 'registration' }));
     this.#registration.start();
+    this.#routerCount.start();
     this.#log.info({ http: `${http.host}:${http.port}`, https: https === null ? 'off' : `${https.host}:${https.port}`, admin: `${this.#config.admin.host}:${this.#config.admin.port}`, workers: this.#config.workers }, 'router listening');
   }
 
@@ -159,6 +165,7 @@ export class RouterSupervisor {
       }, this.#config.drainTimeout + 5000);
       await Promise.all(exited);
       clearTimeout(deadline);
+      this.#routerCount.close();
       await this.#registration?.close();
       await this.#acme.close();
       await this.#sync.close();
@@ -175,6 +182,7 @@ export class RouterSupervisor {
     // Before anything else, so that no ticket is issued under a worker's own keys (a restarted worker too).
     if (this.#workerConfig.https !== null) this.#send(worker, this.#ticketKeyMessage());
     this.#send(worker, { type: 'changes', changes: [...this.#state.values()] });
+    this.#send(worker, { type: 'routers', count: this.#routerCount.count });
     return new Promise((resolve, reject) => {
       worker.on('message', (message: ToPrimary) => {
         if (message.type === 'listening') {

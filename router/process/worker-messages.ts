@@ -11,6 +11,8 @@ export type ToWorker =
   | { readonly type: 'ticket-keys'; readonly keys: string }
   /** SIGTERM arrived: keep serving (and accepting) for --drain-delay, but every response now closes its connection. */
   | { readonly type: 'draining' }
+  /** The number of live routers in the cluster (their records under /routers/): a cluster-wide rate limit's share. */
+  | { readonly type: 'routers'; readonly count: number }
   | { readonly type: 'drain' };
 
 export type ToPrimary =

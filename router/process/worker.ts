@@ -14,6 +14,9 @@ import { CertificateStore } from '../tls/sni-certificates.ts';
 import { WebSocketProxy } from '../protocols/websocket/websocket-proxy.ts';
 import { WorkerMetrics } from '../metrics/worker-metrics.ts';
 import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messages.ts';
+import { ConcurrencyLimit } from '../../common/concurrency-limit.ts';
+import { HASH_CHECKS } from '../middleware/basic-auth.ts';
+import { ClusterShare } from '../middleware/cluster-share.ts';
 
 export async function runWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_CONFIG_ENV] ?? 'null') as RouterConfig | null;
@@ -26,7 +29,8 @@ export async function runWorker(): Promise<void> {
     ejectBase: config.ejectBase,
     ejectMax: config.ejectMax,
   }, config.websocketDrain);
-  const table = new RouteTable(registry, config.domain);
+  const share = new ClusterShare(config.workers);
+  const table = new RouteTable(registry, config.domain, { share, hashChecks: new ConcurrencyLimit(HASH_CHECKS.concurrency, HASH_CHECKS.queue) });
   const metrics = new WorkerMetrics();
   const http: ProxyContext = {
     table,
@@ -84,6 +88,8 @@ export async function runWorker(): Promise<void> {
     } else if (message.type === 'draining') {
       // The plain listener answers Connection: close from now on (HTTPS keeps its connections until the drain).
       for (const server of servers) server.markDraining();
+    } else if (message.type === 'routers') {
+      share.setRouters(message.count);
     } else if (message.type === 'drain') {
       drain();
     } else if (message.type === 'ticket-keys') {

@@ -13,6 +13,7 @@ import type { BackendRegistry } from './backend-registry.ts';
 import { balancers, type SelectBackend } from './balancers/index.ts';
 import { hstsHeaderValue, type BackendSpec, type RouteRule, type TableChange } from '../etcd/route-keys.ts';
 import { ServicePool } from './service-pool.ts';
+import { RouteMiddlewares, type MiddlewareEnv } from '../middleware/route-middlewares.ts';
 
 export interface Route {
   /** Rule name, or null for a `<service>.<domain>` route. */
@@ -25,6 +26,8 @@ export interface Route {
   readonly httpsRedirect: boolean;
   /** The Strict-Transport-Security value for HTTPS responses (built once per rule), or null. */
   readonly hsts: string | null;
+  /** The rule's middlewares, compiled once per rule; null (the common case) costs a request nothing. */
+  readonly middlewares: RouteMiddlewares | null;
 }
 
 interface PrefixEntry {
@@ -45,8 +48,12 @@ export class RouteTable {
   /** The cluster's pending HTTP-01 challenges (etcd /acme/challenges/), answered before any route. */
   readonly challenges = new ChallengeStore();
 
-  constructor(registry: BackendRegistry, domain: string | null) {
+  readonly #middlewareEnv: MiddlewareEnv | null;
+
+  /** `middlewareEnv`: what compiled middlewares share in this worker; null: middlewares are not compiled (tests of the table alone). */
+  constructor(registry: BackendRegistry, domain: string | null, middlewareEnv: MiddlewareEnv | null = null) {
     this.#registry = registry;
+    this.#middlewareEnv = middlewareEnv;
     this.#domainSuffix = domain ? `.${domain.toLowerCase()}` : null;
   }
 
@@ -137,6 +144,7 @@ export class RouteTable {
       idleTimeout: rule.timeouts.idle,
       httpsRedirect: rule.httpsRedirect,
       hsts: rule.hsts === null ? null : hstsHeaderValue(rule.hsts),
+      middlewares: rule.middlewares === null || this.#middlewareEnv === null ? null : new RouteMiddlewares(rule.middlewares, this.#middlewareEnv),
     };
     this.#rules.set(name, { rule, route });
     const added = rule.paths.map((prefix) => ({ prefix, route }));
@@ -151,7 +159,7 @@ export class RouteTable {
   #domainRoute(pool: ServicePool): Route {
     let route = this.#domainRoutes.get(pool);
     if (route === undefined) {
-      route = { name: null, pool, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null };
+      route = { name: null, pool, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null, middlewares: null };
       this.#domainRoutes.set(pool, route);
     }
     return route;

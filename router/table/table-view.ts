@@ -5,6 +5,7 @@
 // known to the workers' tables (503, not 404).
 // Never: hold a socket, a timer, or live backend state (that is the workers').
 import type { RouteRule, TableChange } from '../etcd/route-keys.ts';
+import { redactMiddlewares } from '../middleware/middleware-spec.ts';
 
 export interface InstanceView {
   readonly instance: string;
@@ -51,6 +52,8 @@ export class TableView {
   toJSON(): object {
     const services: Record<string, readonly InstanceView[]> = {};
     for (const { name, instances } of this.services()) services[name] = instances;
-    return { domain: this.#domain, services, routes: Object.fromEntries(this.#routes) };
+    const routes: Record<string, object> = {};
+    for (const [name, rule] of this.#routes) routes[name] = rule.middlewares === null ? rule : { ...rule, middlewares: redactMiddlewares(rule.middlewares) };
+    return { domain: this.#domain, services, routes };
   }
 }

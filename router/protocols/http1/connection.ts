@@ -7,13 +7,15 @@
 import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Backend } from '../../table/backend.ts';
-import { recordRedirect, recordUnrouted } from '../../core/exchange-record.ts';
+import { recordAnswer, recordRedirect, recordUnrouted } from '../../core/exchange-record.ts';
 import type { ClientSide } from '../../core/client-side.ts';
 import type { RequestHead } from '../../core/forward-headers.ts';
 import { Exchange, upstreamRequestHead } from '../../core/exchange.ts';
 import type { ProxyContext } from '../../core/proxy-context.ts';
 import type { UpgradeHandler } from '../websocket/websocket-proxy.ts';
-import { ANSWER, REDIRECT, REFUSE, routeRequest } from '../../core/route-request.ts';
+import { ANSWER, AWAIT, REDIRECT, REFUSE, routeRequest, type SettledDecision } from '../../core/route-request.ts';
+import type { ResponseEdits } from '../../core/response-edits.ts';
+import type { LocalAnswer } from '../../middleware/local-answer.ts';
 import { recordChallenge } from '../../acme/challenge-responder.ts';
 import type { Route } from '../../table/route-table.ts';
 import { statusText } from '../../core/upstream-errors.ts';
@@ -42,6 +44,8 @@ const WAIT = 2;
 const CLOSED = 3;
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+const LAST_CHUNK = '0\r\n\r\n';
+const CRLF = Buffer.from('\r\n');
 /** Largest head plus first body piece copied into one buffer (Buffer.allocUnsafe pools below 4 KiB). */
 const COALESCE_MAX = 4095;
 
@@ -75,6 +79,11 @@ export class ClientConnection implements ClientSide {
   #closeAfter = false;
   /** The client response head, until the first body bytes go with it. */
   #pendingHead: Buffer | null = null;
+  /** The response body is re-encoded (compression): this connection chunks it. */
+  #ownChunks = false;
+  /** Request body bytes read so far, and the route's maxBodySize (-1: none). */
+  #bodyBytes = 0;
+  #bodyLimit = -1;
 
   constructor(socket: Socket, server: ServerSide) {
     this.socket = socket;
@@ -232,10 +241,26 @@ export class ClientConnection implements ClientSide {
     this.#state = this.bodyComplete ? WAIT : BODY;
 
     const decision = routeRequest(ctx, p.method, p.target, p.raw, 1, p.minor, this.#remote, null);
+    if (decision.action !== AWAIT) {
+      this.#act(p, decision, started);
+      return;
+    }
+    // A password check runs: nothing more is read (the body stays with the client) until it settles.
+    this.#pause();
+    void decision.settle.then((settled) => {
+      if (this.#state === CLOSED) return;
+      if (this.bodyComplete) this.#resume();
+      this.#act(p, settled, started);
+    });
+  }
+
+  #act(p: ParsedRequest, decision: SettledDecision, started: number): void {
+    const ctx = this.server.ctx;
     const { head, host, path } = decision;
     if (decision.action === ANSWER) {
-      const close = this.#writeLocal(200, head.requestId, p.method, decision.body, 'text/plain', 'cache-control: no-store\r\n');
-      recordChallenge(ctx, started, p.method, host, path, head.requestId);
+      const close = this.#writeAnswer(decision.answer, head.requestId, p.method);
+      if (decision.route === null) recordChallenge(ctx, started, p.method, host, path, head.requestId);
+      else recordAnswer(ctx, decision.route, started, p.method, host, path, head, decision.answer.status, decision.answer.reason);
       this.#exchangeDone(close);
       return;
     }
@@ -248,13 +273,15 @@ export class ClientConnection implements ClientSide {
       return;
     }
     const route = decision.route;
+    this.#bodyBytes = 0;
+    this.#bodyLimit = decision.shaped === null ? -1 : decision.shaped.maxBodySize;
     if (!this.bodyComplete) {
       // The body stays with the client until a backend connection is ready (so that a refused
       // connect can fail over with the body intact).
       this.#pause();
       if (p.expectContinue && p.minor === 1) this.socket.write(CONTINUE);
     }
-    const exchange = new Exchange(this, ctx, p.method, head, route, host, path, started, upstreamRequestHead(p.method, path, head.headers, p.chunked));
+    const exchange = new Exchange(this, ctx, p.method, head, route, host, path, started, upstreamRequestHead(p.method, decision.upstreamPath, head.headers, p.chunked), decision.shaped);
     this.#exchange = exchange;
     exchange.start();
   }
@@ -296,6 +323,13 @@ export class ClientConnection implements ClientSide {
       complete = this.#remaining === 0;
     }
     if (end > 0) {
+      if (this.#bodyLimit >= 0) {
+        this.#bodyBytes = this.#chunked ? this.#decoder.dataBytes : this.#bodyBytes + end;
+        if (this.#bodyBytes > this.#bodyLimit) {
+          this.#exchange!.bodyTooLarge();
+          return;
+        }
+      }
       this.bodyConsumed = true;
       if (!upstream.write(end === len ? chunk : chunk.subarray(0, end))) this.#pause();
     }
@@ -325,11 +359,20 @@ export class ClientConnection implements ClientSide {
     this.refuse(400, reason);
   }
 
-  respond(res: ParsedResponse, requestId: string, hsts: string | null): boolean {
+  respond(res: ParsedResponse, requestId: string, hsts: string | null, edits: ResponseEdits | null): boolean {
     let passChunks = true;
     let chunked = false;
     this.#closeAfter = this.clientClose || this.server.draining || !this.bodyComplete;
-    if (res.framing === CHUNKED) {
+    if (edits !== null && edits.reframe) {
+      // A re-encoded body of unknown length: chunked by us, or delimited by the close for HTTP/1.0.
+      passChunks = false;
+      if (this.#minor === 0) {
+        this.#closeAfter = true;
+      } else {
+        chunked = true;
+        this.#ownChunks = true;
+      }
+    } else if (res.framing === CHUNKED) {
       // An HTTP/1.0 client cannot take chunked: it gets the data, delimited by the close.
       if (this.#minor === 0) {
         passChunks = false;
@@ -342,13 +385,14 @@ export class ClientConnection implements ClientSide {
     }
     const connection = this.#closeAfter ? 'close' : this.#minor === 0 ? 'keep-alive' : null;
     // Written with the first body bytes, in one write when they are few.
-    const { head, length } = clientResponseHead(res, requestId, chunked, connection, hsts);
+    const { head, length } = clientResponseHead(res, requestId, chunked, connection, hsts, edits);
     this.#pendingHead = head.subarray(0, length);
     return passChunks;
   }
 
   write(data: Buffer): boolean {
     this.lastActivity = Date.now();
+    if (this.#ownChunks) return this.#writeChunk(data);
     const head = this.#pendingHead;
     if (head === null) return this.socket.write(data);
     this.#pendingHead = null;
@@ -368,6 +412,18 @@ export class ClientConnection implements ClientSide {
     return ok;
   }
 
+  #writeChunk(data: Buffer): boolean {
+    if (data.length === 0) return !this.socket.writableNeedDrain;
+    const socket = this.socket;
+    socket.cork();
+    this.#flushHead();
+    socket.write(`${data.length.toString(16)}\r\n`, 'latin1');
+    socket.write(data);
+    const ok = socket.write(CRLF);
+    socket.uncork();
+    return ok;
+  }
+
   #flushHead(): void {
     const head = this.#pendingHead;
     if (head !== null) {
@@ -378,10 +434,15 @@ export class ClientConnection implements ClientSide {
 
   end(): void {
     this.#flushHead();
+    if (this.#ownChunks) {
+      this.#ownChunks = false;
+      this.socket.write(LAST_CHUNK, 'latin1');
+    }
     this.#exchangeDone(this.#closeAfter);
   }
 
   cut(): void {
+    this.#ownChunks = false;
     this.#flushHead();
     this.#exchange = null;
     this.destroy();
@@ -417,6 +478,18 @@ export class ClientConnection implements ClientSide {
     // A refusal closes the connection, and its request's method may not be what it says: the body goes anyway.
     const bodiless = method === 'HEAD' && !malformed;
     this.socket.write(`HTTP/1.1 ${status} ${statusText[status] ?? 'Error'}\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${fields}x-request-id: ${requestId}\r\n${connection}\r\n${bodiless ? '' : body}`, 'latin1');
+    return close;
+  }
+
+  /** A route middleware's or ACME's answer; returns whether the connection closes after it. */
+  #writeAnswer(answer: LocalAnswer, requestId: string, method: string): boolean {
+    let fields = '';
+    for (let i = 0; i < answer.fields.length; i += 2) fields += `${answer.fields[i]}: ${answer.fields[i + 1]}\r\n`;
+    if (answer.body !== '') return this.#writeLocal(answer.status, requestId, method, answer.body, 'text/plain; charset=utf-8', fields);
+    // No body (a 204): neither Content-Type nor Content-Length (RFC 9110 §8.6).
+    const close = !this.bodyComplete || this.clientClose || this.server.draining;
+    const connection = close ? 'connection: close\r\n' : this.#minor === 0 ? 'connection: keep-alive\r\n' : '';
+    this.socket.write(`HTTP/1.1 ${answer.status} ${statusText[answer.status] ?? 'Error'}\r\n${fields}x-request-id: ${requestId}\r\n${connection}\r\n`, 'latin1');
     return close;
   }
 

@@ -4,6 +4,7 @@
 // Transfer-Encoding) and Connection are never copied from the backend: the
 // client head states them from what the router parsed and forwards, so no
 // Connection token and no duplicate can leave a response unframed.
+import type { ResponseEdits } from '../../core/response-edits.ts';
 import { CR, equalsLower, FIELD_VALUE, hasToken, LF, TCHAR } from './request-head.ts';
 
 /** How the response body is delimited. */
@@ -176,17 +177,21 @@ const STS_FIELD = `${STS}: `;
 /**
  * The head for the client, as one Buffer: status line, kept fields copied byte for byte, request id,
  * then our framing (`chunked`: re-chunked; else the parsed Content-Length, when there is one) and Connection. `hsts`: the route's Strict-Transport-Security on HTTPS, which
- * replaces the backend's (null: the backend's is kept).
+ * replaces the backend's (null: the backend's is kept). `edits`: the route middlewares' (fields
+ * removed and added; a reframed body states no Content-Length).
  */
-export function clientResponseHead(res: ParsedResponse, requestId: string, chunked: boolean, connection: string | null, hsts: string | null = null): { head: Buffer; length: number } {
+export function clientResponseHead(res: ParsedResponse, requestId: string, chunked: boolean, connection: string | null, hsts: string | null = null, edits: ResponseEdits | null = null): { head: Buffer; length: number } {
   const buf = res.buf;
-  const fields = hsts === null ? res.fields : withoutField(buf, res.fields, STS);
+  let fields = hsts === null ? res.fields : withoutField(buf, res.fields, STS);
+  const added = edits === null ? null : edits.add;
+  if (edits !== null) for (const name of edits.remove) fields = withoutField(buf, fields, name);
   // A status line without a reason still gets the SP after the code (RFC 9112 §4).
   const bare = res.statusLineEnd === 12;
   let length = HTTP11.length + res.statusLineEnd - 9 + (bare ? 1 : 0) + 2 + 2;
   for (let i = 0; i < fields.length; i += 3) length += fields[i + 2] - fields[i];
   if (!res.hasRequestId) length += REQUEST_ID.length + requestId.length + 2;
-  const contentLength = chunked || res.contentLength < 0 ? '' : String(res.contentLength);
+  const contentLength = chunked || res.contentLength < 0 || edits?.reframe === true ? '' : String(res.contentLength);
+  if (added !== null) for (let i = 0; i < added.length; i += 2) length += added[i].length + 2 + Buffer.byteLength(added[i + 1], 'latin1') + 2;
   if (chunked) length += CHUNKED_FIELD.length;
   else if (contentLength !== '') length += LENGTH_FIELD.length + contentLength.length + 2;
   if (connection !== null) length += CONNECTION.length + connection.length + 2;
@@ -207,6 +212,16 @@ export function clientResponseHead(res: ParsedResponse, requestId: string, chunk
     at += head.write(requestId, at, 'latin1');
     head[at++] = 13;
     head[at++] = 10;
+  }
+  if (added !== null) {
+    for (let i = 0; i < added.length; i += 2) {
+      at += head.write(added[i], at, 'latin1');
+      head[at++] = 58;
+      head[at++] = 32;
+      at += head.write(added[i + 1], at, 'latin1');
+      head[at++] = 13;
+      head[at++] = 10;
+    }
   }
   if (hsts !== null) {
     at += head.write(STS_FIELD, at, 'latin1');
@@ -253,6 +268,17 @@ function keepAliveTimeout(buf: Buffer, start: number, end: number): number {
     n = n * 10 + d;
   }
   return digits === 0 ? -1 : n * 1000;
+}
+
+/** The value of the first kept field named `lower` (surrounding spaces trimmed), or null. */
+export function responseField(res: ParsedResponse, lower: string): string | null {
+  const buf = res.buf;
+  const fields = res.fields;
+  for (let i = 0; i < fields.length; i += 3) {
+    if (fields[i + 1] - fields[i] !== lower.length || !equalsLower(buf, fields[i], fields[i + 1], lower)) continue;
+    return buf.toString('latin1', fields[i + 1] + 1, fields[i + 2] - 2).trim();
+  }
+  return null;
 }
 
 /** `fields` without those named `lower`; the same array when there are none (no copy per response). */

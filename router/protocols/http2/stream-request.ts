@@ -11,11 +11,13 @@ import { constants, type ServerHttp2Stream } from 'node:http2';
 import type { Backend } from '../../table/backend.ts';
 import type { ClientSide } from '../../core/client-side.ts';
 import { Exchange, upstreamRequestHead } from '../../core/exchange.ts';
-import { recordRedirect, recordUnrouted } from '../../core/exchange-record.ts';
+import { recordAnswer, recordRedirect, recordUnrouted } from '../../core/exchange-record.ts';
+import type { ResponseEdits } from '../../core/response-edits.ts';
+import type { LocalAnswer } from '../../middleware/local-answer.ts';
 import { LENGTH, NO_BODY, type ParsedResponse } from '../http1/response-head.ts';
 import type { UpstreamPool } from '../../core/upstream-pool.ts';
 import type { ProxyContext } from '../../core/proxy-context.ts';
-import { ANSWER, PROXY, REDIRECT, routeRequest } from '../../core/route-request.ts';
+import { ANSWER, AWAIT, PROXY, REDIRECT, routeRequest, type SettledDecision } from '../../core/route-request.ts';
 import { recordChallenge } from '../../acme/challenge-responder.ts';
 import { statusText } from '../../core/upstream-errors.ts';
 
@@ -45,11 +47,26 @@ export function serveStream(server: StreamServerSide, stream: ServerHttp2Stream,
   }
   const hasBody = !stream.endAfterHeaders;
   const decision = routeRequest(ctx, method, path, rawHeaders, 2, 0, stream.session?.socket?.remoteAddress ?? '', hasBody);
+  if (decision.action !== AWAIT) {
+    act(server, stream, method, hasBody, decision, started);
+    return;
+  }
+  // A password check runs: the body stays in the stream (flow control holds the client) until it settles.
+  if (hasBody) stream.pause();
+  stream.on('error', () => {});
+  void decision.settle.then((settled) => {
+    if (!stream.destroyed) act(server, stream, method, hasBody, settled, started);
+  });
+}
+
+function act(server: StreamServerSide, stream: ServerHttp2Stream, method: string, hasBody: boolean, decision: SettledDecision, started: number): void {
+  const ctx = server.ctx;
   const { head, host } = decision;
   if (decision.action !== PROXY) {
     if (decision.action === ANSWER) {
-      answer(stream, method, 200, head.requestId, null, decision.body);
-      recordChallenge(ctx, started, method, host, decision.path, head.requestId);
+      writeAnswer(stream, method, head.requestId, decision.answer);
+      if (decision.route === null) recordChallenge(ctx, started, method, host, decision.path, head.requestId);
+      else recordAnswer(ctx, decision.route, started, method, host, decision.path, head, decision.answer.status, decision.answer.reason);
     } else if (decision.action === REDIRECT) {
       answer(stream, method, 308, head.requestId, null, `308 Permanent Redirect: ${decision.location}\n`, decision.location);
       recordRedirect(ctx, decision.route, started, method, host, decision.path, head, decision.location);
@@ -61,8 +78,8 @@ export function serveStream(server: StreamServerSide, stream: ServerHttp2Stream,
   }
   // A body without Content-Length (HTTP/2 needs none) goes upstream chunked.
   const chunked = hasBody && !hasContentLength(head.headers);
-  const request = new StreamRequest(server, stream, hasBody, chunked);
-  const exchange = new Exchange(request, ctx, method, head, decision.route, host, decision.path, started, upstreamRequestHead(method, decision.path, head.headers, chunked));
+  const request = new StreamRequest(server, stream, hasBody, chunked, decision.shaped === null ? -1 : decision.shaped.maxBodySize);
+  const exchange = new Exchange(request, ctx, method, head, decision.route, host, decision.path, started, upstreamRequestHead(method, decision.upstreamPath, head.headers, chunked), decision.shaped);
   request.start(exchange);
 }
 
@@ -88,6 +105,30 @@ function answer(stream: ServerHttp2Stream, method: string, status: number, reque
   if (!bodiless) stream.end(text);
 }
 
+/** A route middleware's or ACME's answer on a stream. */
+function writeAnswer(stream: ServerHttp2Stream, method: string, requestId: string, local: LocalAnswer): void {
+  if (stream.destroyed || stream.headersSent) return;
+  const headers: Record<string, string | string[] | number> = { ':status': local.status, 'x-request-id': requestId };
+  if (local.body !== '') {
+    headers['content-type'] = 'text/plain; charset=utf-8';
+    headers['content-length'] = Buffer.byteLength(local.body);
+  }
+  addFields(headers, local.fields);
+  const bodiless = method === 'HEAD' || local.body === '';
+  stream.respond(headers, { endStream: bodiless });
+  if (!bodiless) stream.end(local.body);
+}
+
+function addFields(headers: Record<string, string | string[] | number>, fields: readonly string[]): void {
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i];
+    const existing = headers[name];
+    if (existing === undefined) headers[name] = fields[i + 1];
+    else if (Array.isArray(existing)) existing.push(fields[i + 1]);
+    else headers[name] = [String(existing), fields[i + 1]];
+  }
+}
+
 class StreamRequest implements ClientSide {
   readonly #server: StreamServerSide;
   readonly #stream: ServerHttp2Stream;
@@ -95,11 +136,15 @@ class StreamRequest implements ClientSide {
   #exchange: Exchange | null = null;
   #upstream: Socket | null = null;
   #ended = false;
+  /** Request body bytes read so far, and the route's maxBodySize (-1: none). */
+  #bodyBytes = 0;
+  readonly #bodyLimit: number;
   bodyComplete: boolean;
   bodyConsumed = false;
 
-  constructor(server: StreamServerSide, stream: ServerHttp2Stream, hasBody: boolean, chunked: boolean) {
+  constructor(server: StreamServerSide, stream: ServerHttp2Stream, hasBody: boolean, chunked: boolean, bodyLimit: number) {
     this.#server = server;
+    this.#bodyLimit = bodyLimit;
     this.#stream = stream;
     this.#chunked = chunked;
     this.bodyComplete = !hasBody;
@@ -145,6 +190,13 @@ class StreamRequest implements ClientSide {
   #forward(chunk: Buffer): void {
     const upstream = this.#upstream;
     if (upstream === null || upstream.destroyed) return;
+    if (this.#bodyLimit >= 0) {
+      this.#bodyBytes += chunk.length;
+      if (this.#bodyBytes > this.#bodyLimit) {
+        this.#exchange!.bodyTooLarge();
+        return;
+      }
+    }
     this.bodyConsumed = true;
     let ok: boolean;
     if (this.#chunked) {
@@ -170,13 +222,13 @@ class StreamRequest implements ClientSide {
     if (!this.bodyComplete) this.#stream.resume();
   }
 
-  respond(res: ParsedResponse, requestId: string, hsts: string | null): boolean {
+  respond(res: ParsedResponse, requestId: string, hsts: string | null, edits: ResponseEdits | null): boolean {
     const headers: Record<string, string | string[] | number> = { ':status': res.status };
     const buf = res.buf;
     const fields = res.fields;
     for (let i = 0; i < fields.length; i += 3) {
       const name = buf.toString('latin1', fields[i], fields[i + 1]).toLowerCase();
-      if ((hsts !== null && name === 'strict-transport-security') || CONNECTION_SPECIFIC.has(name)) continue;
+      if ((hsts !== null && name === 'strict-transport-security') || CONNECTION_SPECIFIC.has(name) || (edits !== null && edits.remove.includes(name))) continue;
       let start = fields[i + 1] + 1;
       let end = fields[i + 2] - 2;
       while (buf[start] === 32 || buf[start] === 9) start++;
@@ -189,7 +241,8 @@ class StreamRequest implements ClientSide {
     }
     if (!res.hasRequestId) headers['x-request-id'] = requestId;
     if (hsts !== null) headers['strict-transport-security'] = hsts;
-    if (res.contentLength >= 0) headers['content-length'] = res.contentLength;
+    if (edits !== null) addFields(headers, edits.add);
+    if (res.contentLength >= 0 && (edits === null || !edits.reframe)) headers['content-length'] = res.contentLength;
     const bodiless = res.framing === NO_BODY || (res.framing === LENGTH && res.contentLength === 0);
     this.#ended = bodiless;
     try {

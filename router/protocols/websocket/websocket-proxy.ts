@@ -14,7 +14,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
 import type { ProxyContext } from '../../core/proxy-context.ts';
-import { ANSWER, REDIRECT, REFUSE, routeRequest } from '../../core/route-request.ts';
+import { ANSWER, AWAIT, REDIRECT, REFUSE, routeRequest, type SettledDecision } from '../../core/route-request.ts';
 import { GO_AWAY_GRACE, WebSocketTunnel, writeRaw, type TunnelOwner } from './websocket-tunnel.ts';
 
 /** Takes a WebSocket upgrade request and its socket (detached from the HTTP/1.1 engine). */
@@ -48,6 +48,20 @@ export class WebSocketProxy implements TunnelOwner {
     socket.on('error', () => socket.destroy());
     const started = performance.now();
     const decision = routeRequest(ctx, req.method ?? 'GET', req.url ?? '/', req.rawHeaders, req.httpVersionMajor, req.httpVersionMinor, req.socket.remoteAddress ?? '', null);
+    if (decision.action !== AWAIT) {
+      this.#act(ctx, req, socket, head, decision, started);
+      return;
+    }
+    // A password check runs: the socket is not read (what the client sends early stays in it) until it settles.
+    socket.pause();
+    void decision.settle.then((settled) => {
+      if (socket.destroyed) return;
+      socket.resume();
+      this.#act(ctx, req, socket, head, settled, started);
+    });
+  }
+
+  #act(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, decision: SettledDecision, started: number): void {
     const requestId = decision.head.requestId;
     if (req.method !== 'GET' && decision.action !== REFUSE) {
       ctx.metrics.countUnrouted(400);
@@ -55,11 +69,20 @@ export class WebSocketProxy implements TunnelOwner {
       return;
     }
     switch (decision.action) {
-      case ANSWER:
-        // An ACME challenge is never a WebSocket: nothing to upgrade to.
-        ctx.metrics.countUnrouted(400);
-        writeRaw(socket, 400, requestId);
+      case ANSWER: {
+        const answer = decision.answer;
+        // An ACME challenge or a CORS preflight is never a WebSocket: nothing to upgrade to.
+        if (decision.route === null || answer.status < 300) {
+          ctx.metrics.countUnrouted(400);
+          writeRaw(socket, 400, requestId);
+        } else {
+          decision.route.pool.metrics.count(null, answer.status);
+          const extra: string[] = [];
+          for (let i = 0; i < answer.fields.length; i += 2) if (answer.fields[i] !== 'cache-control') extra.push(answer.fields[i], answer.fields[i + 1]);
+          writeRaw(socket, answer.status, requestId, extra);
+        }
         return;
+      }
       case REFUSE:
         ctx.metrics.countUnrouted(decision.status);
         writeRaw(socket, decision.status, requestId);
@@ -69,7 +92,7 @@ export class WebSocketProxy implements TunnelOwner {
         writeRaw(socket, 308, requestId, ['Location', decision.location]);
         return;
     }
-    const tunnel = new WebSocketTunnel(this, ctx, req, socket, head, decision.head, decision.route, decision.host, decision.path, started);
+    const tunnel = new WebSocketTunnel(this, ctx, req, socket, head, decision.head, decision.route, decision.host, decision.path, decision.upstreamPath, started);
     this.#tunnels.add(tunnel);
     tunnel.connect(null, 0);
   }

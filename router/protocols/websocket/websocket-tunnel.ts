@@ -54,6 +54,8 @@ export class WebSocketTunnel implements DrainableConnection {
   readonly #route: Route;
   readonly #host: string;
   readonly #path: string;
+  /** The path the backend sees (the route's rewrite of #path). */
+  readonly #upstreamPath: string;
   readonly #started: number;
   #backend: Backend | null = null;
   #upstream: Socket | null = null;
@@ -71,7 +73,7 @@ export class WebSocketTunnel implements DrainableConnection {
   readonly #early: Buffer[] = [];
   #earlyBytes = 0;
 
-  constructor(owner: TunnelOwner, ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, requestHead: RequestHead, route: Route, host: string, path: string, started: number) {
+  constructor(owner: TunnelOwner, ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, requestHead: RequestHead, route: Route, host: string, path: string, upstreamPath: string, started: number) {
     this.#owner = owner;
     this.#ctx = ctx;
     this.#req = req;
@@ -81,6 +83,7 @@ export class WebSocketTunnel implements DrainableConnection {
     this.#route = route;
     this.#host = host;
     this.#path = path;
+    this.#upstreamPath = upstreamPath;
     this.#started = started;
     socket.once('close', () => this.#onClientClose());
     // Until the backend accepts, read the client socket ourselves: a client that leaves (FIN) is
@@ -150,7 +153,7 @@ export class WebSocketTunnel implements DrainableConnection {
 
   #proxyUpgrade(backend: Backend, upstream: Socket): void {
     const req = this.#req as IncomingMessage & { headers: Record<string, string | string[]> };
-    req.url = this.#path;
+    req.url = this.#upstreamPath;
     req.headers = upgradeHeaders(this.#requestHead.headers, req.headers.upgrade);
     this.#owner.track(upstream, this);
     const options = { target: `http://${backend.address}`, agent: new ConnectedSocketAgent(upstream), tunnel: this } as ServerOptions;

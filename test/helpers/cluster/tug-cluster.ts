@@ -170,7 +170,8 @@ export class TugCluster {
       adminPort: ports?.admin ?? await this.#port(host, 9090),
       domain: '',
       https: this.#https,
-      args: [...ROUTER_FLAGS, ...this.#routerArgs],
+      // Network namespaces share the hostname: each router needs its own record under /routers/.
+      args: [...ROUTER_FLAGS, '--node-name', host.name, ...this.#routerArgs],
       spawn: this.spawner(host),
     });
   }
