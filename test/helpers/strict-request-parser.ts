@@ -53,11 +53,14 @@ export class StrictServer {
 
   /** `requireHost` off: a request without Host is parsed and answered, for the caller to judge. */
   constructor(answer: (req: IncomingMessage, res: ServerResponse) => void, requireHost = true) {
-    this.server = createServer({ ...STRICT_SERVER_OPTIONS, requireHostHeader: requireHost }, (req, res) => {
+    const handle = (req: IncomingMessage, res: ServerResponse) => {
       const onRequest = (req.socket as Duplex & { [onParsed]?: (req: IncomingMessage) => void })[onParsed];
       onRequest?.(req);
       req.on('end', () => answer(req, res));
-    });
+    };
+    this.server = createServer({ ...STRICT_SERVER_OPTIONS, requireHostHeader: requireHost }, handle);
+    // An Expect other than 100-continue is an application's call (node:http answers 417), not a parse error.
+    this.server.on('checkExpectation', handle);
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex & { [onError]?: (code: string) => void }) => {
       socket[onError]?.(err.code ?? err.message);
       // Later, so the requests parsed before the error get their body events first.
