@@ -28,9 +28,10 @@ export interface ClientSide {
   /**
    * The response head, to be framed for this client (HTTP/1.1: the head bytes; HTTP/2: a HEADERS
    * frame). Returns whether the body is forwarded as the upstream chunked it (HTTP/1.1 clients);
-   * false: the exchange hands over the decoded data only.
+   * false: the exchange hands over the decoded data only. `extraFields`: response fields the core
+   * adds after the backend's (flat [name, value, ...], names lowercase; e.g. a sticky Set-Cookie), or null.
    */
-  respond(res: ParsedResponse, requestId: string, hsts: string | null): boolean;
+  respond(res: ParsedResponse, requestId: string, hsts: string | null, extraFields: readonly string[] | null): boolean;
   /** Body bytes; false when the client is not keeping up (the exchange pauses the upstream). */
   write(data: Buffer): boolean;
   /** The response is complete. */

@@ -11,6 +11,10 @@ export type ToWorker =
   | { readonly type: 'ticket-keys'; readonly keys: string }
   /** SIGTERM arrived: keep serving (and accepting) for --drain-delay, but every response now closes its connection. */
   | { readonly type: 'draining' }
+  /** The primary's active health checks: every backend address failing them now (the whole set each time). */
+  | { readonly type: 'health'; readonly unhealthy: readonly string[] }
+  /** The cluster's sticky-session cookie key (etcd /cluster/sticky-key), base64. */
+  | { readonly type: 'sticky-key'; readonly key: string }
   | { readonly type: 'drain' };
 
 export type ToPrimary =

@@ -86,6 +86,10 @@ export async function runWorker(): Promise<void> {
       for (const server of servers) server.markDraining();
     } else if (message.type === 'drain') {
       drain();
+    } else if (message.type === 'health') {
+      table.setUnhealthy(new Set(message.unhealthy));
+    } else if (message.type === 'sticky-key') {
+      table.stickyKey = Buffer.from(message.key, 'base64');
     } else if (message.type === 'ticket-keys') {
       for (const server of servers) if (server instanceof HttpsProxyServer) server.setTicketKeys(Buffer.from(message.keys, 'base64'));
     }

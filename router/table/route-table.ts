@@ -13,11 +13,17 @@ import type { BackendRegistry } from './backend-registry.ts';
 import { balancers, type SelectBackend } from './balancers/index.ts';
 import { hstsHeaderValue, type BackendSpec, type RouteRule, type TableChange } from '../etcd/route-keys.ts';
 import { ServicePool } from './service-pool.ts';
+import { ServiceSplit } from './service-split.ts';
 
 export interface Route {
   /** Rule name, or null for a `<service>.<domain>` route. */
   readonly name: string | null;
+  /** The service (with a split: the first named; the record of a redirect goes to it). */
   readonly pool: ServicePool;
+  /** A weighted split between services, or null: one service, `pool`. */
+  readonly split: ServiceSplit | null;
+  /** Sticky sessions: the cookie's name and Max-Age (seconds), or null. */
+  readonly sticky: { readonly cookie: string; readonly ttl: number } | null;
   readonly select: SelectBackend;
   readonly responseTimeout: number | undefined;
   readonly idleTimeout: number | undefined;
@@ -44,6 +50,8 @@ export class RouteTable {
   readonly #domainRoutes = new Map<ServicePool, Route>();
   /** The cluster's pending HTTP-01 challenges (etcd /acme/challenges/), answered before any route. */
   readonly challenges = new ChallengeStore();
+  /** The cluster's key for sticky-session cookies (etcd /cluster/sticky-key, from the primary); null until it arrives. */
+  stickyKey: Buffer | null = null;
 
   constructor(registry: BackendRegistry, domain: string | null) {
     this.#registry = registry;
@@ -80,6 +88,11 @@ export class RouteTable {
     }
     const any = this.#hosts.get(ANY_HOST);
     return any === undefined ? null : matchPrefix(any, path);
+  }
+
+  /** The primary's health verdicts: every address its active checks find failing. */
+  setUnhealthy(addresses: ReadonlySet<string>): void {
+    this.#registry.setUnhealthy(addresses);
   }
 
   service(name: string): ServicePool | undefined {
@@ -131,7 +144,9 @@ export class RouteTable {
     if (rule === null) return;
     const route: Route = {
       name,
-      pool: this.#pool(rule.service),
+      pool: this.#pool(rule.services[0].service),
+      split: rule.services.length === 1 ? null : new ServiceSplit(rule.services.map((s) => ({ pool: this.#pool(s.service), weight: s.weight }))),
+      sticky: rule.sticky,
       select: balancers[rule.balance],
       responseTimeout: rule.timeouts.response,
       idleTimeout: rule.timeouts.idle,
@@ -151,7 +166,7 @@ export class RouteTable {
   #domainRoute(pool: ServicePool): Route {
     let route = this.#domainRoutes.get(pool);
     if (route === undefined) {
-      route = { name: null, pool, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null };
+      route = { name: null, pool, split: null, sticky: null, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null };
       this.#domainRoutes.set(pool, route);
     }
     return route;

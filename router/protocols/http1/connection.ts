@@ -325,7 +325,7 @@ export class ClientConnection implements ClientSide {
     this.refuse(400, reason);
   }
 
-  respond(res: ParsedResponse, requestId: string, hsts: string | null): boolean {
+  respond(res: ParsedResponse, requestId: string, hsts: string | null, extraFields: readonly string[] | null): boolean {
     let passChunks = true;
     let chunked = false;
     this.#closeAfter = this.clientClose || this.server.draining || !this.bodyComplete;
@@ -342,7 +342,7 @@ export class ClientConnection implements ClientSide {
     }
     const connection = this.#closeAfter ? 'close' : this.#minor === 0 ? 'keep-alive' : null;
     // Written with the first body bytes, in one write when they are few.
-    const { head, length } = clientResponseHead(res, requestId, chunked, connection, hsts);
+    const { head, length } = clientResponseHead(res, requestId, chunked, connection, hsts, extraFields);
     this.#pendingHead = head.subarray(0, length);
     return passChunks;
   }

@@ -176,9 +176,9 @@ const STS_FIELD = `${STS}: `;
 /**
  * The head for the client, as one Buffer: status line, kept fields copied byte for byte, request id,
  * then our framing (`chunked`: re-chunked; else the parsed Content-Length, when there is one) and Connection. `hsts`: the route's Strict-Transport-Security on HTTPS, which
- * replaces the backend's (null: the backend's is kept).
+ * replaces the backend's (null: the backend's is kept). `extra`: fields the core adds, flat [name, value, ...], or null.
  */
-export function clientResponseHead(res: ParsedResponse, requestId: string, chunked: boolean, connection: string | null, hsts: string | null = null): { head: Buffer; length: number } {
+export function clientResponseHead(res: ParsedResponse, requestId: string, chunked: boolean, connection: string | null, hsts: string | null = null, extra: readonly string[] | null = null): { head: Buffer; length: number } {
   const buf = res.buf;
   const fields = hsts === null ? res.fields : withoutField(buf, res.fields, STS);
   // A status line without a reason still gets the SP after the code (RFC 9112 §4).
@@ -191,6 +191,7 @@ export function clientResponseHead(res: ParsedResponse, requestId: string, chunk
   else if (contentLength !== '') length += LENGTH_FIELD.length + contentLength.length + 2;
   if (connection !== null) length += CONNECTION.length + connection.length + 2;
   if (hsts !== null) length += STS_FIELD.length + hsts.length + 2;
+  if (extra !== null) for (let i = 0; i < extra.length; i += 2) length += Buffer.byteLength(extra[i], 'latin1') + 2 + Buffer.byteLength(extra[i + 1], 'latin1') + 2;
   const head = Buffer.allocUnsafe(length);
   let at = head.write(HTTP11, 0, 'latin1');
   if (bare) {
@@ -213,6 +214,16 @@ export function clientResponseHead(res: ParsedResponse, requestId: string, chunk
     at += head.write(hsts, at, 'latin1');
     head[at++] = 13;
     head[at++] = 10;
+  }
+  if (extra !== null) {
+    for (let i = 0; i < extra.length; i += 2) {
+      at += head.write(extra[i], at, 'latin1');
+      head[at++] = 58;
+      head[at++] = 32;
+      at += head.write(extra[i + 1], at, 'latin1');
+      head[at++] = 13;
+      head[at++] = 10;
+    }
   }
   if (chunked) {
     at += head.write(CHUNKED_FIELD, at, 'latin1');

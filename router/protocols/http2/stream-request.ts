@@ -170,7 +170,7 @@ class StreamRequest implements ClientSide {
     if (!this.bodyComplete) this.#stream.resume();
   }
 
-  respond(res: ParsedResponse, requestId: string, hsts: string | null): boolean {
+  respond(res: ParsedResponse, requestId: string, hsts: string | null, extraFields: readonly string[] | null): boolean {
     const headers: Record<string, string | string[] | number> = { ':status': res.status };
     const buf = res.buf;
     const fields = res.fields;
@@ -189,6 +189,15 @@ class StreamRequest implements ClientSide {
     }
     if (!res.hasRequestId) headers['x-request-id'] = requestId;
     if (hsts !== null) headers['strict-transport-security'] = hsts;
+    if (extraFields !== null) {
+      for (let i = 0; i < extraFields.length; i += 2) {
+        const name = extraFields[i];
+        const existing = headers[name];
+        if (existing === undefined) headers[name] = extraFields[i + 1];
+        else if (Array.isArray(existing)) existing.push(extraFields[i + 1]);
+        else headers[name] = [String(existing), extraFields[i + 1]];
+      }
+    }
     if (res.contentLength >= 0) headers['content-length'] = res.contentLength;
     const bodiless = res.framing === NO_BODY || (res.framing === LENGTH && res.contentLength === 0);
     this.#ended = bodiless;
