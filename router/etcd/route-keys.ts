@@ -7,6 +7,8 @@
 //                                             "default" is served to clients whose name no
 //                                             certificate covers (and to clients without SNI)
 //   <prefix>/acme/challenges/<token>        = an HTTP-01 key authorization every router answers
+//   <prefix>/cluster/sticky-key             = the sticky-session cookie key (etcd/sticky-key.ts;
+//                                             read once at start, never watched)
 //   <prefix>/acme/state/<host>              = the state of <host>'s ACME certificate
 //                                             (the rest of /acme/ is drawn in acme/acme-keys.ts)
 //
