@@ -16,6 +16,7 @@ import type { Route } from '../table/route-table.ts';
 import { classifyUpstreamError } from './upstream-errors.ts';
 import type { ClientSide } from './client-side.ts';
 import { pinnedBackend, stickyCookieField } from './sticky-session.ts';
+import { mirrorRequest } from './mirror-request.ts';
 import type { ServicePool } from '../table/service-pool.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -92,6 +93,8 @@ export class Exchange implements UpstreamUser {
   start(): void {
     this.#ctx.inFlight++;
     const route = this.#route;
+    const mirror = route.mirror;
+    if (mirror !== null && !this.#head.hasBody && mirror.take()) mirrorRequest(this.#ctx, route, mirror, this.#upstreamHead);
     if (route.sticky !== null) {
       const pin = pinnedBackend(route, this.#head.headers, this.#ctx.table.stickyKey, Date.now());
       if (pin !== null) {

@@ -36,6 +36,13 @@ export interface StickyPolicy {
   readonly ttl: number;
 }
 
+export interface MirrorPolicy {
+  /** The service that gets copies. */
+  readonly service: string;
+  /** The share of the route's requests copied, 1..100. */
+  readonly percent: number;
+}
+
 const MAX_SPLIT = 16;
 const COOKIE_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
 const CHECK_PATH = /^\/[\x21-\x7e]*$/;
@@ -99,6 +106,17 @@ export function parseSticky(value: unknown): StickyPolicy | null | string {
   const ttlMs = durationField('sticky.ttl', ttl, 1000, 400 * 24 * 3_600_000);
   if (typeof ttlMs === 'string') return ttlMs;
   return { cookie, ttl: Math.floor(ttlMs / 1000) };
+}
+
+/** `"mirror": {"service", "percent"}`; absent = none. */
+export function parseMirror(value: unknown): MirrorPolicy | null | string {
+  if (value === undefined || value === null || value === false) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) return '"mirror" must be an object {"service", "percent"}';
+  const { service, percent = 100, ...unknown } = value as Record<string, unknown>;
+  if (Object.keys(unknown).length > 0) return `unknown mirror field ${JSON.stringify(Object.keys(unknown)[0])} (known: service, percent)`;
+  if (typeof service !== 'string' || !SERVICE_NAME.test(service)) return '"mirror.service" must name a service';
+  if (!Number.isInteger(percent) || (percent as number) < 1 || (percent as number) > 100) return '"mirror.percent" must be an integer 1..100';
+  return { service, percent: percent as number };
 }
 
 /** A duration as `"2s"`, `"500ms"`, `"1h"` or a number of ms, within [min, max] ms. */

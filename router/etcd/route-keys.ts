@@ -17,7 +17,7 @@
 import { etcdValueError, type TugError } from '../../common/errors.ts';
 import { AcmeKeys } from '../acme/acme-keys.ts';
 import { HOST_NAME } from './host-name.ts';
-import { parseHealthCheck, parseServices, parseSticky, type HealthCheckSpec, type StickyPolicy, type WeightedService } from './policy-fields.ts';
+import { parseHealthCheck, parseMirror, parseServices, parseSticky, type HealthCheckSpec, type MirrorPolicy, type StickyPolicy, type WeightedService } from './policy-fields.ts';
 import { SERVICE_NAME } from './service-name.ts';
 import { parseAcmeState, type AcmeState } from '../acme/acme-state.ts';
 import { isChallengeToken, parseKeyAuthorization } from '../acme/challenge-store.ts';
@@ -33,7 +33,7 @@ export interface BackendSpec {
 export type BalancePolicy = 'round-robin' | 'least-connections';
 export const balancePolicies: readonly BalancePolicy[] = ['round-robin', 'least-connections'];
 
-export type { HealthCheckSpec, StickyPolicy, WeightedService };
+export type { HealthCheckSpec, MirrorPolicy, StickyPolicy, WeightedService };
 
 export interface RouteRule {
   /** The service, or with a split the first one named (what one-service views show). */
@@ -44,6 +44,8 @@ export interface RouteRule {
   readonly healthCheck: HealthCheckSpec | null;
   /** Pin clients to a backend by a signed cookie, or null. */
   readonly sticky: StickyPolicy | null;
+  /** Copy a share of the requests (those without a body) to another service, answers discarded; or null. */
+  readonly mirror: MirrorPolicy | null;
   /** Exact hostnames or `*.domain` wildcards; empty = any host. Lowercase. */
   readonly hosts: readonly string[];
   /** Path prefixes, matched on segment boundaries; longest wins. Default ["/"]. */
@@ -210,7 +212,7 @@ function validPort(port: unknown): port is number {
   return Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535;
 }
 
-const RULE_FIELDS = new Set(['service', 'services', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts', 'acme', 'healthCheck', 'sticky']);
+const RULE_FIELDS = new Set(['service', 'services', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts', 'acme', 'healthCheck', 'sticky', 'mirror']);
 
 /** Parses a route rule's JSON; returns a reason string when invalid. */
 export function parseRouteRule(raw: string): RouteRule | string {
@@ -239,6 +241,8 @@ export function parseRouteRule(raw: string): RouteRule | string {
   if (typeof healthCheck === 'string') return healthCheck;
   const sticky = parseSticky(rule.sticky);
   if (typeof sticky === 'string') return sticky;
+  const mirror = parseMirror(rule.mirror);
+  if (typeof mirror === 'string') return mirror;
   const hosts = listField(rule.hosts ?? rule.host ?? []);
   if (!hosts) return '"hosts" must be a string or an array of strings';
   const normalizedHosts = hosts.map((h) => h.toLowerCase().replace(/\.$/, ''));
@@ -272,6 +276,7 @@ export function parseRouteRule(raw: string): RouteRule | string {
     services,
     healthCheck,
     sticky,
+    mirror,
     hosts: [...new Set(normalizedHosts)],
     paths: [...new Set(paths)],
     balance: balance as BalancePolicy,

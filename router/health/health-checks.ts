@@ -33,6 +33,11 @@ export class HealthChecks {
     return this.#unhealthy;
   }
 
+  /** Whether a change of this service's instances can change what is checked. */
+  watches(service: string): boolean {
+    return this.#services.has(service);
+  }
+
   /** Reconciles the checkers with the table: routes with "healthCheck", and their services' instances. */
   update(routes: Iterable<readonly [string, RouteRule]>, services: readonly ServiceView[]): void {
     const instances = new Map(services.map((s) => [s.name, s.instances]));

@@ -229,7 +229,8 @@ export class RouterSupervisor {
     this.#acme.observe(changes);
     const message: ToWorker = { type: 'changes', changes };
     for (const worker of this.#workers) this.#send(worker, message);
-    if (changes.some((c) => c.kind === 'route' || c.kind === 'backend')) this.#checks.update(this.#table.routes(), this.#table.services());
+    // Only route changes and instances of checked services can change what is checked.
+    if (changes.some((c) => c.kind === 'route' || (c.kind === 'backend' && this.#checks.watches(c.service)))) this.#checks.update(this.#table.routes(), this.#table.services());
   }
 
   /** Reads (or creates) the cluster's sticky-cookie key, retrying while etcd does not answer. */

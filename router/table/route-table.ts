@@ -14,6 +14,7 @@ import { balancers, type SelectBackend } from './balancers/index.ts';
 import { hstsHeaderValue, type BackendSpec, type RouteRule, type TableChange } from '../etcd/route-keys.ts';
 import { ServicePool } from './service-pool.ts';
 import { ServiceSplit } from './service-split.ts';
+import { TrafficMirror } from './traffic-mirror.ts';
 
 export interface Route {
   /** Rule name, or null for a `<service>.<domain>` route. */
@@ -24,6 +25,8 @@ export interface Route {
   readonly split: ServiceSplit | null;
   /** Sticky sessions: the cookie's name and Max-Age (seconds), or null. */
   readonly sticky: { readonly cookie: string; readonly ttl: number } | null;
+  /** Copies of a share of the requests to another service, or null. */
+  readonly mirror: TrafficMirror | null;
   readonly select: SelectBackend;
   readonly responseTimeout: number | undefined;
   readonly idleTimeout: number | undefined;
@@ -147,6 +150,7 @@ export class RouteTable {
       pool: this.#pool(rule.services[0].service),
       split: rule.services.length === 1 ? null : new ServiceSplit(rule.services.map((s) => ({ pool: this.#pool(s.service), weight: s.weight }))),
       sticky: rule.sticky,
+      mirror: rule.mirror === null ? null : new TrafficMirror(this.#pool(rule.mirror.service), rule.mirror.percent),
       select: balancers[rule.balance],
       responseTimeout: rule.timeouts.response,
       idleTimeout: rule.timeouts.idle,
@@ -166,7 +170,7 @@ export class RouteTable {
   #domainRoute(pool: ServicePool): Route {
     let route = this.#domainRoutes.get(pool);
     if (route === undefined) {
-      route = { name: null, pool, split: null, sticky: null, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null };
+      route = { name: null, pool, split: null, sticky: null, mirror: null, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null };
       this.#domainRoutes.set(pool, route);
     }
     return route;

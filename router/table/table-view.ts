@@ -39,6 +39,8 @@ export class TableView {
         else this.#routes.set(change.name, change.rule);
         // A rule's services are known from then on, as in the workers' tables.
         for (const { service } of change.rule?.services ?? []) if (!this.#services.has(service)) this.#services.set(service, new Map());
+        const mirror = change.rule?.mirror?.service;
+        if (mirror !== undefined && !this.#services.has(mirror)) this.#services.set(mirror, new Map());
       }
     }
   }
