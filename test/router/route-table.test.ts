@@ -146,6 +146,8 @@ describe('etcd values', () => {
       ['{"service":"a","healthCheck":{"method":"HEAD"}}', /unknown healthCheck field "method"/],
       ['{"service":"a","sticky":{"cookie":"a b"}}', /"sticky\.cookie"/],
       ['{"service":"a","sticky":{"ttl":"0s"}}', /"sticky\.ttl"/],
+      ['{"service":"a","mirror":{"service":"b","percent":0}}', /"mirror\.percent"/],
+      ['{"service":"a","mirror":{"percent":5}}', /"mirror\.service"/],
     ];
     for (const [raw, reason] of refused) assert.match(String(parseRouteRule(raw)), reason, raw);
   });
