@@ -26,7 +26,10 @@ export function stepSplit(previous: readonly WeightedService[], to: string, perc
 
 export async function runCanary(etcd: Etcd3, etcdPrefix: string, routeName: string, routers: readonly string[], config: CanaryConfig, print: (line: string) => void): Promise<CanaryOutcome> {
   const original = await readRoute(etcd, etcdPrefix, routeName);
-  if (original.services.every((s) => s.service === config.to)) return { kind: 'completed' };
+  if (original.services.every((s) => s.service === config.to)) {
+    print(`canary ${routeName}: already all on ${config.to}`);
+    return { kind: 'completed' };
+  }
   let current: StoredRoute = original;
   for (const [i, percent] of config.steps.entries()) {
     const split = stepSplit(original.services, config.to, percent);
