@@ -1,6 +1,7 @@
 // One client request proxied over raw upstream connections, whatever protocol
-// the client speaks (the ClientSide adapter frames it): backend selection by
-// the route's policy, failover when nothing was sent, one retry of an
+// the client speaks (the ClientSide adapter frames it): the service (the
+// route's, its split's choice, or a sticky cookie's pin) and the backend by the
+// route's policy, a mirror copy when the route asks, failover when nothing was sent, one retry of an
 // idempotent request after sending, passive health, 502/503/504 through
 // upstream-errors.ts, the upstream response head parsed and its body forwarded
 // as it comes with backpressure both ways, timeouts, and the per-request record.
