@@ -30,5 +30,7 @@ export function createProgram(): Command {
     .addCommand(deployCommand({
       ...deployActions,
       rollout: async (...args) => (await import('../deployer/rollout-main.ts')).runRollout(...args),
+      split: async (...args) => (await import('../deployer/traffic-main.ts')).runSplit(...args),
+      canary: async (...args) => (await import('../deployer/traffic-main.ts')).runCanaryCommand(...args),
     }));
 }

@@ -10,10 +10,14 @@ import { fleetOptions, resolveFleetConfig, resolveRolloutConfig, rolloutOptions,
 import { destroyUnits, failureExitCode, listMachines, listUnits, listUnitStates, setUnitsState, submitUnits, withFleet, type ListOptions, type Print } from './deploy-actions.ts';
 import { ExitCodes, type ExitCode } from './exit-codes.ts';
 import type { FleetClient } from './fleet-client.ts';
+import { canaryOptions, parseSplitArguments, resolveCanaryConfig, resolveTrafficConfig, trafficOptions, type CanaryConfig, type RawCanaryOptions, type RawTrafficOptions, type TrafficConfig } from './traffic-config.ts';
+import type { WeightedService } from '../router/etcd/route-keys.ts';
 
 export interface DeployActions {
   readonly withFleet: (config: FleetConfig, run: (fleet: FleetClient) => Promise<ExitCode>, printError: Print) => Promise<ExitCode>;
   readonly rollout: (fleet: FleetConfig, units: UnitsConfig, rollout: RolloutConfig, print: Print, printError: Print) => Promise<ExitCode>;
+  readonly split: (traffic: TrafficConfig, route: string, services: readonly WeightedService[], print: Print, printError: Print) => Promise<ExitCode>;
+  readonly canary: (traffic: TrafficConfig, route: string, canary: CanaryConfig, print: Print, printError: Print) => Promise<ExitCode>;
 }
 
 const print: Print = (line) => { process.stdout.write(`${line}\n`); };
@@ -82,7 +86,38 @@ export function deployCommand(actions: DeployActions): Command {
     }
     process.exitCode = await actions.rollout(...configs, print, printError);
   });
+
+  // Traffic verbs talk to etcd, not fleet: a route's split between services.
+  const split = verb('split', 'set a route\'s weights between services in etcd (one atomic put): split ROUTE web-v1=90 web-v2=10')
+    .argument('<route>', 'the route rule\'s name (/routes/<route>)')
+    .argument('<weights...>', 'SERVICE=WEIGHT, weights 0..100');
+  addOptionTable(split, trafficOptions);
+  split.action(async (route: string, weights: string[], options: RawTrafficOptions) => {
+    let configs: [TrafficConfig, WeightedService[]];
+    try {
+      configs = [resolveTrafficConfig(options), parseSplitArguments(weights)];
+    } catch (err) {
+      process.exitCode = failureExitCode(err, printError);
+      return;
+    }
+    process.exitCode = await actions.split(configs[0], route, configs[1], print, printError);
+  });
+
+  const canary = verb('canary', 'move a route\'s traffic to --to in steps, watching its 5xx share in the routers\' /metrics; restore the previous split when it exceeds the bound')
+    .argument('<route>', 'the route rule\'s name (/routes/<route>)');
+  addOptionTable(canary, trafficOptions);
+  addOptionTable(canary, canaryOptions);
+  canary.action(async (route: string, options: RawTrafficOptions & RawCanaryOptions) => {
+    let configs: [TrafficConfig, CanaryConfig];
+    try {
+      configs = [resolveTrafficConfig(options), resolveCanaryConfig(options)];
+    } catch (err) {
+      process.exitCode = failureExitCode(err, printError);
+      return;
+    }
+    process.exitCode = await actions.canary(configs[0], route, configs[1], print, printError);
+  });
   return deploy;
 }
 
-export const deployActions: Omit<DeployActions, 'rollout'> = { withFleet };
+export const deployActions: Omit<DeployActions, 'rollout' | 'split' | 'canary'> = { withFleet };

@@ -33,8 +33,10 @@ export function renderStatus(status: ClusterStatus, endpoints: readonly string[]
     out.push(...table([
       ['NAME', 'HOSTS', 'PATHS', 'SERVICE', 'OPTIONS'],
       ...status.routes.map((r) => [
-        r.name, r.hosts.length === 0 ? '(any)' : r.hosts.join(','), r.paths.join(','), r.service,
-        [r.balance === 'round-robin' ? '' : r.balance, r.httpsRedirect ? 'https-redirect' : '', r.hsts === null ? '' : `hsts=${r.hsts.maxAge}`].filter(Boolean).join(' '),
+        r.name, r.hosts.length === 0 ? '(any)' : r.hosts.join(','), r.paths.join(','),
+        r.services.length === 1 ? r.service : r.services.map((s) => `${s.service}:${s.weight}`).join(','),
+        [r.balance === 'round-robin' ? '' : r.balance, r.httpsRedirect ? 'https-redirect' : '', r.hsts === null ? '' : `hsts=${r.hsts.maxAge}`,
+          r.healthCheck === null ? '' : 'health-check', r.sticky === null ? '' : 'sticky'].filter(Boolean).join(' '),
       ]),
     ]));
   }

@@ -7,12 +7,16 @@ import type { Backend } from '../table/backend.ts';
 import type { RequestHead } from './forward-headers.ts';
 import type { ProxyContext } from './proxy-context.ts';
 import type { Route } from '../table/route-table.ts';
+import type { ServicePool } from '../table/service-pool.ts';
 
-/** A proxied request (any status, also 502/503/504 and 499), from its head (`started`, performance.now()) to its end. */
-export function recordProxied(ctx: ProxyContext, route: Route, backend: Backend | null, started: number, method: string | undefined, host: string, path: string, status: number, bytes: number, attempts: number, head: RequestHead, error: string | undefined): void {
+/**
+ * A proxied request (any status, also 502/503/504 and 499), from its head (`started`, performance.now())
+ * to its end, against the service that served it (with a split, the one chosen).
+ */
+export function recordProxied(ctx: ProxyContext, pool: ServicePool, backend: Backend | null, started: number, method: string | undefined, host: string, path: string, status: number, bytes: number, attempts: number, head: RequestHead, error: string | undefined): void {
   const ms = performance.now() - started;
-  route.pool.metrics.record(backend, status, ms / 1000);
-  ctx.accessLog?.info({ method, host, path, status, bytes, ms: roundMs(ms), backend: backend?.address, service: route.pool.name, attempts, id: head.requestId, error, remote: head.remote, protocol: head.protocol, referer: head.referer, agent: head.agent });
+  pool.metrics.record(backend, status, ms / 1000);
+  ctx.accessLog?.info({ method, host, path, status, bytes, ms: roundMs(ms), backend: backend?.address, service: pool.name, attempts, id: head.requestId, error, remote: head.remote, protocol: head.protocol, referer: head.referer, agent: head.agent });
 }
 
 /** A 308 to HTTPS (the route's httpsRedirect). */

@@ -1,6 +1,7 @@
 // One client request proxied over raw upstream connections, whatever protocol
-// the client speaks (the ClientSide adapter frames it): backend selection by
-// the route's policy, failover when nothing was sent, one retry of an
+// the client speaks (the ClientSide adapter frames it): the service (the
+// route's, its split's choice, or a sticky cookie's pin) and the backend by the
+// route's policy, a mirror copy when the route asks, failover when nothing was sent, one retry of an
 // idempotent request after sending, passive health, 502/503/504 through
 // upstream-errors.ts, the upstream response head parsed and its body forwarded
 // as it comes with backpressure both ways, timeouts, and the per-request record.
@@ -17,6 +18,10 @@ import { classifyUpstreamError } from './upstream-errors.ts';
 import type { ClientSide } from './client-side.ts';
 import { ResponseEncoder } from '../middleware/compression.ts';
 import type { ShapedRequest } from '../middleware/route-middlewares.ts';
+import type { ServicePool } from '../table/service-pool.ts';
+import { mirrorRequest } from './mirror-request.ts';
+import { withFields } from './response-edits.ts';
+import { pinnedBackend, stickyCookieField } from './sticky-session.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** The backend closed the connection under a sent request: on a reused keep-alive connection, typically its idle timeout racing the request. */
@@ -41,6 +46,10 @@ export class Exchange implements UpstreamUser {
   readonly method: string;
   readonly #head: RequestHead;
   readonly #route: Route;
+  /** The service serving this request: the route's, or the one its split chose. */
+  #pool: ServicePool;
+  /** The backend a sticky cookie pinned (then no new cookie is set unless another backend answers). */
+  #pinned: Backend | null = null;
   readonly #host: string;
   readonly #path: string;
   readonly #started: number;
@@ -78,6 +87,7 @@ export class Exchange implements UpstreamUser {
     this.method = method;
     this.#head = head;
     this.#route = route;
+    this.#pool = route.pool;
     this.#host = host;
     this.#path = path;
     this.#started = started;
@@ -92,17 +102,33 @@ export class Exchange implements UpstreamUser {
 
   start(): void {
     this.#ctx.inFlight++;
+    const route = this.#route;
+    const mirror = route.mirror;
+    if (mirror !== null && !this.#head.hasBody && mirror.take()) mirrorRequest(this.#ctx, route, mirror, this.#upstreamHead);
+    if (route.sticky !== null) {
+      const pin = pinnedBackend(route, this.#head.headers, this.#ctx.table.stickyKey, Date.now());
+      if (pin !== null) {
+        this.#pool = pin.pool;
+        this.#pinned = pin.backend;
+        this.#send(pin.backend, Date.now());
+        return;
+      }
+    }
+    if (route.split !== null) this.#pool = route.split.next();
     this.#dispatch(null);
   }
 
   #dispatch(fallback: Backend | null): void {
-    const route = this.#route;
     const now = Date.now();
-    const backend = route.select(route.pool, now, this.#tried) ?? fallback;
+    const backend = this.#route.select(this.#pool, now, this.#tried) ?? fallback;
     if (backend === null) {
       this.#fail(503, this.#attempts === 0 ? 'no live backend' : 'no backend left to try');
       return;
     }
+    this.#send(backend, now);
+  }
+
+  #send(backend: Backend, now: number): void {
     this.#backend = backend;
     this.#sent = false;
     this.#attempts++;
@@ -200,13 +226,16 @@ export class Exchange implements UpstreamUser {
     this.#res = res;
     this.status = res.status;
     this.headSent = true;
+    const route = this.#route;
+    // A sticky route pins a client that is not pinned to this backend yet (a Set-Cookie of its own).
+    const cookie = route.sticky === null || this.#backend === this.#pinned ? null : stickyCookieField(route, this.#backend!, this.#ctx.table.stickyKey, this.#ctx.proto === 'https');
     let passChunks: boolean;
     if (this.#shaped === null) {
-      passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), null);
+      passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), cookie === null ? null : withFields(null, cookie));
     } else {
       const { edits, encoding } = this.#shaped.responseEdits(res);
       if (encoding !== null) this.#encoder = new ResponseEncoder(encoding, this.#client, this.#resumeUpstream);
-      passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), edits);
+      passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), cookie === null ? edits : withFields(edits, cookie));
     }
     if (res.framing === CHUNKED) {
       (this.#decoder ??= new ChunkedDecoder()).reset();
@@ -333,7 +362,7 @@ export class Exchange implements UpstreamUser {
     this.#upstreamPaused = false;
     const failure = classifyUpstreamError(err);
     if (failure.backendFault && backend.recordFailure(Date.now())) {
-      this.#ctx.log.warn({ backend: backend.address, service: this.#route.pool.name, until: new Date(backend.ejectedUntil).toISOString(), err: failure.reason }, 'backend ejected');
+      this.#ctx.log.warn({ backend: backend.address, service: this.#pool.name, until: new Date(backend.ejectedUntil).toISOString(), err: failure.reason }, 'backend ejected');
       this.#client.poolFor(backend).dropIdle();
     }
     if (this.headSent) {
@@ -361,12 +390,12 @@ export class Exchange implements UpstreamUser {
     if (this.#client.bodyConsumed || this.#client.closed) return false;
     if (this.#attempts >= Math.min(this.#ctx.maxAttempts, MAX_ATTEMPTS_CAP)) return false;
     // Nothing left the proxy: any method may go to the next backend.
-    if (!this.#sent) return this.#attempts < this.#route.pool.size;
+    if (!this.#sent) return this.#attempts < this.#pool.size;
     if (this.#retriedAfterSend || !IDEMPOTENT.has(this.method)) return false;
     // Sent: idempotent requests get one more attempt, on another backend, or on the same one (on
     // another connection) when it closed the connection under the request, as nginx retries a
     // failed cached keep-alive connection.
-    return closedUnderRequest || this.#attempts < this.#route.pool.size;
+    return closedUnderRequest || this.#attempts < this.#pool.size;
   }
 
   #fail(status: number, reason: string): void {
@@ -439,6 +468,6 @@ export class Exchange implements UpstreamUser {
 
   #finish(backend: Backend | null, error?: string): void {
     this.#ctx.inFlight--;
-    recordProxied(this.#ctx, this.#route, backend, this.#started, this.method, this.#host, this.#path, this.status, this.#bytes, this.#attempts, this.#head, error);
+    recordProxied(this.#ctx, this.#pool, backend, this.#started, this.method, this.#host, this.#path, this.status, this.#bytes, this.#attempts, this.#head, error);
   }
 }

@@ -12,3 +12,8 @@ export interface ResponseEdits {
   /** The body is re-encoded on its way (compression): no Content-Length, the adapter frames it. */
   readonly reframe: boolean;
 }
+
+/** `edits` (or none) with `fields` added after its own, e.g. a sticky session's Set-Cookie. */
+export function withFields(edits: ResponseEdits | null, fields: readonly string[]): ResponseEdits {
+  return edits === null ? { remove: [], add: fields, reframe: false } : { ...edits, add: [...edits.add, ...fields] };
+}

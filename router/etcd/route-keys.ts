@@ -7,6 +7,8 @@
 //                                             "default" is served to clients whose name no
 //                                             certificate covers (and to clients without SNI)
 //   <prefix>/acme/challenges/<token>        = an HTTP-01 key authorization every router answers
+//   <prefix>/cluster/sticky-key             = the sticky-session cookie key (etcd/sticky-key.ts;
+//                                             read once at start, never watched)
 //   <prefix>/acme/state/<host>              = the state of <host>'s ACME certificate
 //                                             (the rest of /acme/ is drawn in acme/acme-keys.ts)
 //
@@ -15,6 +17,8 @@
 import { etcdValueError, type TugError } from '../../common/errors.ts';
 import { AcmeKeys } from '../acme/acme-keys.ts';
 import { HOST_NAME } from './host-name.ts';
+import { parseHealthCheck, parseMirror, parseServices, parseSticky, type HealthCheckSpec, type MirrorPolicy, type StickyPolicy, type WeightedService } from './policy-fields.ts';
+import { SERVICE_NAME } from './service-name.ts';
 import { parseAcmeState, type AcmeState } from '../acme/acme-state.ts';
 import { isChallengeToken, parseKeyAuthorization } from '../acme/challenge-store.ts';
 import { parseCertificate, type CertificateSpec } from '../tls/tls-certificate.ts';
@@ -30,8 +34,19 @@ export interface BackendSpec {
 export type BalancePolicy = 'round-robin' | 'least-connections';
 export const balancePolicies: readonly BalancePolicy[] = ['round-robin', 'least-connections'];
 
+export type { HealthCheckSpec, MirrorPolicy, StickyPolicy, WeightedService };
+
 export interface RouteRule {
+  /** The service, or with a split the first one named (what one-service views show). */
   readonly service: string;
+  /** The services and their weights: one entry of weight 1 without a split. */
+  readonly services: readonly WeightedService[];
+  /** Active health checks of the services' backends (run by each router's primary), or null. */
+  readonly healthCheck: HealthCheckSpec | null;
+  /** Pin clients to a backend by a signed cookie, or null. */
+  readonly sticky: StickyPolicy | null;
+  /** Copy a share of the requests (those without a body) to another service, answers discarded; or null. */
+  readonly mirror: MirrorPolicy | null;
   /** Exact hostnames or `*.domain` wildcards; empty = any host. Lowercase. */
   readonly hosts: readonly string[];
   /** Path prefixes, matched on segment boundaries; longest wins. Default ["/"]. */
@@ -75,7 +90,7 @@ export function isRemoval(change: TableChange): boolean {
 
 export type ParseResult = { ok: true; change: TableChange } | { ok: false; error: TugError } | { ok: false; error: null };
 
-export const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+export { SERVICE_NAME };
 const INSTANCE_NAME = /^[^/\s]{1,128}$/;
 const ROUTE_NAME = /^[^/\s]{1,128}$/;
 const CERTIFICATE_NAME = /^[^/\s]{1,128}$/;
@@ -200,7 +215,7 @@ function validPort(port: unknown): port is number {
   return Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535;
 }
 
-const RULE_FIELDS = new Set(['service', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts', 'acme', ...MIDDLEWARE_FIELDS]);
+const RULE_FIELDS = new Set(['service', 'services', 'hosts', 'host', 'paths', 'path', 'balance', 'timeouts', 'httpsRedirect', 'hsts', 'acme', 'healthCheck', 'sticky', 'mirror', ...MIDDLEWARE_FIELDS]);
 
 /** Parses a route rule's JSON; returns a reason string when invalid. */
 export function parseRouteRule(raw: string): RouteRule | string {
@@ -215,7 +230,22 @@ export function parseRouteRule(raw: string): RouteRule | string {
   for (const field of Object.keys(rule)) {
     if (!RULE_FIELDS.has(field)) return `unknown field ${JSON.stringify(field)} (known: ${[...RULE_FIELDS].join(', ')})`;
   }
-  if (typeof rule.service !== 'string' || !SERVICE_NAME.test(rule.service)) return '"service" must name a service';
+  if (rule.service !== undefined && rule.services !== undefined) return 'give "service" or "services", not both';
+  let services: WeightedService[];
+  if (rule.services !== undefined) {
+    const parsed = parseServices(rule.services);
+    if (typeof parsed === 'string') return parsed;
+    services = parsed;
+  } else {
+    if (typeof rule.service !== 'string' || !SERVICE_NAME.test(rule.service)) return '"service" must name a service (or "services" a weighted split)';
+    services = [{ service: rule.service, weight: 1 }];
+  }
+  const healthCheck = parseHealthCheck(rule.healthCheck);
+  if (typeof healthCheck === 'string') return healthCheck;
+  const sticky = parseSticky(rule.sticky);
+  if (typeof sticky === 'string') return sticky;
+  const mirror = parseMirror(rule.mirror);
+  if (typeof mirror === 'string') return mirror;
   const hosts = listField(rule.hosts ?? rule.host ?? []);
   if (!hosts) return '"hosts" must be a string or an array of strings';
   const normalizedHosts = hosts.map((h) => h.toLowerCase().replace(/\.$/, ''));
@@ -247,7 +277,11 @@ export function parseRouteRule(raw: string): RouteRule | string {
   const middlewares = parseMiddlewares(rule);
   if (typeof middlewares === 'string') return middlewares;
   return {
-    service: rule.service,
+    service: services[0].service,
+    services,
+    healthCheck,
+    sticky,
+    mirror,
     hosts: [...new Set(normalizedHosts)],
     paths: [...new Set(paths)],
     balance: balance as BalancePolicy,

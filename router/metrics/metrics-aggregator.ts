@@ -29,6 +29,8 @@ export interface MergedMetrics {
   readonly connections: { http: number; https: number };
   websockets: number;
   websocketsTotal: number;
+  /** Mirror copies: answered, failed, skipped. */
+  mirrors: [number, number, number];
   tlsHandshakeErrors: number;
 }
 
@@ -41,6 +43,7 @@ export function emptyMetrics(): MergedMetrics {
     connections: { http: 0, https: 0 },
     websockets: 0,
     websocketsTotal: 0,
+    mirrors: [0, 0, 0],
     tlsHandshakeErrors: 0,
   };
 }
@@ -121,6 +124,7 @@ function mergeSnapshot(into: MergedMetrics, snapshot: WorkerMetricsSnapshot): vo
   into.connections.https += snapshot.connections.https;
   into.websockets += snapshot.websockets;
   into.websocketsTotal += snapshot.websocketsTotal;
+  for (let i = 0; i < 3; i++) into.mirrors[i] += snapshot.mirrors[i];
   into.tlsHandshakeErrors += snapshot.tlsHandshakeErrors;
 }
 
@@ -160,4 +164,5 @@ function mergeCounters(into: MergedMetrics, from: MergedMetrics): void {
   }
   into.websocketsTotal += from.websocketsTotal;
   into.tlsHandshakeErrors += from.tlsHandshakeErrors;
+  for (let i = 0; i < 3; i++) into.mirrors[i] += from.mirrors[i];
 }

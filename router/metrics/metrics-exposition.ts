@@ -57,6 +57,8 @@ export function renderMetrics(metrics: MergedMetrics, state: PrimaryState, now =
   out.sample('tug_active_websockets', {}, metrics.websockets);
   out.family('tug_websockets_total', 'counter', 'WebSockets opened (101 from the backend).');
   out.sample('tug_websockets_total', {}, metrics.websocketsTotal);
+  out.family('tug_mirror_requests_total', 'counter', 'Copies of requests sent to routes\' mirror services, by outcome: answered, failed (no answer: refused, reset, timed out), skipped (no backend, or too many copies in flight).');
+  for (const [i, outcome] of ['answered', 'failed', 'skipped'].entries()) out.sample('tug_mirror_requests_total', { outcome }, metrics.mirrors[i]);
   out.family('tug_tls_handshake_errors_total', 'counter', 'TLS handshakes that failed (protocol, cipher, unknown name without a default certificate, client gave up).');
   out.sample('tug_tls_handshake_errors_total', {}, metrics.tlsHandshakeErrors);
 

@@ -18,6 +18,8 @@ export interface WorkerMetricsSnapshot {
   readonly websockets: number;
   readonly websocketsTotal: number;
   readonly tlsHandshakeErrors: number;
+  /** Mirror copies by outcome: [answered, failed, skipped]. */
+  readonly mirrors: [number, number, number];
 }
 
 export class WorkerMetrics {
@@ -27,6 +29,9 @@ export class WorkerMetrics {
   websockets = 0;
   websocketsTotal = 0;
   tlsHandshakeErrors = 0;
+  mirrorsAnswered = 0;
+  mirrorsFailed = 0;
+  mirrorsSkipped = 0;
 
   /** Counts a request refused before routing. */
   countUnrouted(status: number): void {
@@ -57,6 +62,7 @@ export class WorkerMetrics {
       websockets: this.websockets,
       websocketsTotal: this.websocketsTotal,
       tlsHandshakeErrors: this.tlsHandshakeErrors,
+      mirrors: [this.mirrorsAnswered, this.mirrorsFailed, this.mirrorsSkipped],
     };
   }
 }

@@ -23,6 +23,8 @@ import { MetricsAggregator } from '../metrics/metrics-aggregator.ts';
 import { renderMetrics, type CertificateInfo } from '../metrics/metrics-exposition.ts';
 import { isRemoval, RouteKeys, type TableChange } from '../etcd/route-keys.ts';
 import { TableView } from '../table/table-view.ts';
+import { HealthChecks } from '../health/health-checks.ts';
+import { ensureStickyKey } from '../etcd/sticky-key.ts';
 import { RouterRegistration } from './router-registration.ts';
 import { RouterCount } from './router-count.ts';
 import { routersPrefix } from './router-record.ts';
@@ -62,6 +64,10 @@ export class RouterSupervisor {
   readonly #routerCount: RouterCount;
   /** Orders and renews the certificates of routes with "acme": true (the primary only; workers never order). */
   readonly #acme: AcmeCertificates;
+  /** Active health checks of the backends of routes with "healthCheck" (router/health/). */
+  readonly #checks: HealthChecks;
+  /** The cluster's sticky-cookie key, base64, once read from etcd. */
+  #stickyKey: string | null = null;
   #workerConfig: RouterConfig;
   #ticketKeys = randomBytes(48);
   #ticketKeyRotation: NodeJS.Timeout | null = null;
@@ -79,6 +85,9 @@ export class RouterSupervisor {
       for (const worker of this.#workers) this.#send(worker, { type: 'routers', count });
     }, this.#log);
     this.#acme = new AcmeCertificates(this.#etcd, this.#keys.acme, config, log.child({ component: 'acme' }));
+    this.#checks = new HealthChecks(log.child({ component: 'health' }), (unhealthy) => {
+      for (const worker of this.#workers) this.#send(worker, { type: 'health', unhealthy: [...unhealthy] });
+    });
     this.#sync = new EtcdSync(this.#etcd, this.#keys, log.child({ component: 'etcd-sync' }), {
       probeInterval: config.etcdProbeInterval,
       stallCheckEvery: 10,
@@ -93,6 +102,7 @@ export class RouterSupervisor {
           certificates: this.#certificates().map((c) => ({ ...c, notAfter: new Date(c.notAfter).toISOString() })),
           etcd: this.#health().etcd,
           acme: this.#acme.toJSON(),
+          health: this.#checks.toJSON(),
         }),
       },
       metrics: () => this.#renderMetrics(),
@@ -125,6 +135,7 @@ export class RouterSupervisor {
     const ready = Promise.all(Array.from({ length: this.#config.workers }, () => this.#fork(true)));
     void this.#sync.start().then(() => {
       this.#acme.start();
+      void this.#loadStickyKey();
       if (https !== null && this.#certificates().length === 0) {
         this.#log.warn({ https: `${https.host}:${https.port}` }, `HTTPS listener has no certificate: handshakes fail until one is put under ${this.#keys.tlsPrefix}<name> or given with --cert/--key`);
       }
@@ -166,6 +177,7 @@ export class RouterSupervisor {
       await Promise.all(exited);
       clearTimeout(deadline);
       this.#routerCount.close();
+      this.#checks.close();
       await this.#registration?.close();
       await this.#acme.close();
       await this.#sync.close();
@@ -183,6 +195,8 @@ export class RouterSupervisor {
     if (this.#workerConfig.https !== null) this.#send(worker, this.#ticketKeyMessage());
     this.#send(worker, { type: 'changes', changes: [...this.#state.values()] });
     this.#send(worker, { type: 'routers', count: this.#routerCount.count });
+    if (this.#checks.unhealthy.size > 0) this.#send(worker, { type: 'health', unhealthy: [...this.#checks.unhealthy] });
+    if (this.#stickyKey !== null) this.#send(worker, { type: 'sticky-key', key: this.#stickyKey });
     return new Promise((resolve, reject) => {
       worker.on('message', (message: ToPrimary) => {
         if (message.type === 'listening') {
@@ -223,6 +237,27 @@ export class RouterSupervisor {
     this.#acme.observe(changes);
     const message: ToWorker = { type: 'changes', changes };
     for (const worker of this.#workers) this.#send(worker, message);
+    // Only route changes and instances of checked services can change what is checked.
+    if (changes.some((c) => c.kind === 'route' || (c.kind === 'backend' && this.#checks.watches(c.service)))) this.#checks.update(this.#table.routes(), this.#table.services());
+  }
+
+  /** Reads (or creates) the cluster's sticky-cookie key, retrying while etcd does not answer. */
+  async #loadStickyKey(): Promise<void> {
+    for (let delay = 1000; this.#stopping === null; delay = Math.min(delay * 2, 30_000)) {
+      try {
+        const key = await ensureStickyKey(this.#etcd, this.#config.etcdPrefix);
+        if (typeof key === 'string') {
+          this.#log.error({ err: key }, 'sticky sessions are off: the cluster key is unusable (delete it to have a new one made)');
+          return;
+        }
+        this.#stickyKey = key.toString('base64');
+        for (const worker of this.#workers) this.#send(worker, { type: 'sticky-key', key: this.#stickyKey });
+        return;
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot read the sticky-session key from etcd yet');
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      }
+    }
   }
 
   /**
@@ -250,7 +285,7 @@ export class RouterSupervisor {
       workers: { configured: this.#config.workers, listening: this.#listening.size },
       services,
       certificates: this.#certificates(),
-    }) + this.#acme.metricsText();
+    }) + this.#acme.metricsText() + this.#checks.metricsText();
   }
 
   /** The dashboard's data: the same worker scrape as /metrics, and the primary's table and state. */

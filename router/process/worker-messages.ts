@@ -13,6 +13,10 @@ export type ToWorker =
   | { readonly type: 'draining' }
   /** The number of live routers in the cluster (their records under /routers/): a cluster-wide rate limit's share. */
   | { readonly type: 'routers'; readonly count: number }
+  /** The primary's active health checks: every backend address failing them now (the whole set each time). */
+  | { readonly type: 'health'; readonly unhealthy: readonly string[] }
+  /** The cluster's sticky-session cookie key (etcd /cluster/sticky-key), base64. */
+  | { readonly type: 'sticky-key'; readonly key: string }
   | { readonly type: 'drain' };
 
 export type ToPrimary =

@@ -92,6 +92,10 @@ export async function runWorker(): Promise<void> {
       share.setRouters(message.count);
     } else if (message.type === 'drain') {
       drain();
+    } else if (message.type === 'health') {
+      table.setUnhealthy(new Set(message.unhealthy));
+    } else if (message.type === 'sticky-key') {
+      table.stickyKey = Buffer.from(message.key, 'base64');
     } else if (message.type === 'ticket-keys') {
       for (const server of servers) if (server instanceof HttpsProxyServer) server.setTicketKeys(Buffer.from(message.keys, 'base64'));
     }

@@ -15,6 +15,8 @@ export class BackendRegistry {
   readonly #draining = new Map<string, { backend: Backend; timer: NodeJS.Timeout }>();
   readonly #options: BackendOptions;
   readonly #websocketDrain: number;
+  /** Addresses the primary's health checks find failing: a backend acquired later starts with its verdict. */
+  #unhealthy: ReadonlySet<string> = new Set();
 
   constructor(options: BackendOptions, websocketDrain = 600_000) {
     this.#options = options;
@@ -35,8 +37,15 @@ export class BackendRegistry {
       backend = new Backend(host, port, this.#options);
       this.#backends.set(address, backend);
     }
+    backend.unhealthy = this.#unhealthy.has(address);
     backend.refs++;
     return backend;
+  }
+
+  /** The primary's health verdicts: the whole set of failing addresses (so a restarted worker is seeded alike). */
+  setUnhealthy(addresses: ReadonlySet<string>): void {
+    this.#unhealthy = addresses;
+    for (const [address, backend] of this.#backends) backend.unhealthy = addresses.has(address);
   }
 
   release(backend: Backend): void {

@@ -28,6 +28,11 @@ export class Backend {
   ejectedUntil = 0;
   /** Ejections in a row without a success in between; drives the growing period. */
   ejections = 0;
+  /**
+   * The primary's active health check says it fails (router/health/). Balancers skip a backend that
+   * is unhealthy or ejected: out if either says so.
+   */
+  unhealthy = false;
   /** Ejections since the backend was created (a counter for /metrics). */
   ejectionsTotal = 0;
   /** How many instance entries refer to this backend (owned by BackendRegistry). */
@@ -45,6 +50,11 @@ export class Backend {
 
   isEjected(now: number): boolean {
     return this.ejectedUntil > now;
+  }
+
+  /** In rotation: neither ejected by passive health nor failing its active checks. */
+  isAvailable(now: number): boolean {
+    return this.ejectedUntil <= now && !this.unhealthy;
   }
 
   recordSuccess(): void {

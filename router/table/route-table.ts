@@ -14,11 +14,20 @@ import { balancers, type SelectBackend } from './balancers/index.ts';
 import { hstsHeaderValue, type BackendSpec, type RouteRule, type TableChange } from '../etcd/route-keys.ts';
 import { ServicePool } from './service-pool.ts';
 import { RouteMiddlewares, type MiddlewareEnv } from '../middleware/route-middlewares.ts';
+import { ServiceSplit } from './service-split.ts';
+import { TrafficMirror } from './traffic-mirror.ts';
 
 export interface Route {
   /** Rule name, or null for a `<service>.<domain>` route. */
   readonly name: string | null;
+  /** The service (with a split: the first named; the record of a redirect goes to it). */
   readonly pool: ServicePool;
+  /** A weighted split between services, or null: one service, `pool`. */
+  readonly split: ServiceSplit | null;
+  /** Sticky sessions: the cookie's name and Max-Age (seconds), or null. */
+  readonly sticky: { readonly cookie: string; readonly ttl: number } | null;
+  /** Copies of a share of the requests to another service, or null. */
+  readonly mirror: TrafficMirror | null;
   readonly select: SelectBackend;
   readonly responseTimeout: number | undefined;
   readonly idleTimeout: number | undefined;
@@ -47,6 +56,8 @@ export class RouteTable {
   readonly #domainRoutes = new Map<ServicePool, Route>();
   /** The cluster's pending HTTP-01 challenges (etcd /acme/challenges/), answered before any route. */
   readonly challenges = new ChallengeStore();
+  /** The cluster's key for sticky-session cookies (etcd /cluster/sticky-key, from the primary); null until it arrives. */
+  stickyKey: Buffer | null = null;
 
   readonly #middlewareEnv: MiddlewareEnv | null;
 
@@ -87,6 +98,11 @@ export class RouteTable {
     }
     const any = this.#hosts.get(ANY_HOST);
     return any === undefined ? null : matchPrefix(any, path);
+  }
+
+  /** The primary's health verdicts: every address its active checks find failing. */
+  setUnhealthy(addresses: ReadonlySet<string>): void {
+    this.#registry.setUnhealthy(addresses);
   }
 
   service(name: string): ServicePool | undefined {
@@ -138,7 +154,10 @@ export class RouteTable {
     if (rule === null) return;
     const route: Route = {
       name,
-      pool: this.#pool(rule.service),
+      pool: this.#pool(rule.services[0].service),
+      split: rule.services.length === 1 ? null : new ServiceSplit(rule.services.map((s) => ({ pool: this.#pool(s.service), weight: s.weight }))),
+      sticky: rule.sticky,
+      mirror: rule.mirror === null ? null : new TrafficMirror(this.#pool(rule.mirror.service), rule.mirror.percent),
       select: balancers[rule.balance],
       responseTimeout: rule.timeouts.response,
       idleTimeout: rule.timeouts.idle,
@@ -159,7 +178,7 @@ export class RouteTable {
   #domainRoute(pool: ServicePool): Route {
     let route = this.#domainRoutes.get(pool);
     if (route === undefined) {
-      route = { name: null, pool, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null, middlewares: null };
+      route = { name: null, pool, split: null, sticky: null, mirror: null, select: balancers['round-robin'], responseTimeout: undefined, idleTimeout: undefined, httpsRedirect: false, hsts: null, middlewares: null };
       this.#domainRoutes.set(pool, route);
     }
     return route;

@@ -17,6 +17,8 @@ export class ServicePool {
   entries: readonly InstanceEntry[] = [];
   /** Round-robin order: each backend appears `weight` times, smoothly interleaved. */
   schedule: readonly Backend[] = [];
+  /** Current backends by address (a sticky cookie names one). */
+  byAddress: ReadonlyMap<string, Backend> = new Map();
   /**
    * Next index into `schedule` (round-robin state survives updates). Starts at
    * a random place so that the workers of a node, each with its own cursor, do
@@ -54,6 +56,7 @@ export class ServicePool {
   #rebuild(): void {
     this.entries = [...this.#instances.values()];
     this.schedule = smoothWeightedOrder(this.entries);
+    this.byAddress = new Map(this.entries.map((e) => [e.backend.address, e.backend]));
     this.metrics.retain(new Set(this.entries.map((e) => e.backend)));
   }
 }

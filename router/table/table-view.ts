@@ -38,10 +38,17 @@ export class TableView {
       } else if (change.kind === 'route') {
         if (change.rule === null) this.#routes.delete(change.name);
         else this.#routes.set(change.name, change.rule);
-        // A rule's service is known from then on, as in the workers' tables.
-        if (change.rule !== null && !this.#services.has(change.rule.service)) this.#services.set(change.rule.service, new Map());
+        // A rule's services are known from then on, as in the workers' tables.
+        for (const { service } of change.rule?.services ?? []) if (!this.#services.has(service)) this.#services.set(service, new Map());
+        const mirror = change.rule?.mirror?.service;
+        if (mirror !== undefined && !this.#services.has(mirror)) this.#services.set(mirror, new Map());
       }
     }
+  }
+
+  /** The route rules by name. */
+  routes(): IterableIterator<[string, RouteRule]> {
+    return this.#routes.entries();
   }
 
   services(): ServiceView[] {

@@ -122,6 +122,36 @@ describe('etcd values', () => {
     }
   });
 
+  it('reads the traffic-policy fields with their defaults and refuses bad ones naming the field', () => {
+    const rule = parseRouteRule('{"services":[{"service":"v1","weight":90},{"service":"v2","weight":10}],"healthCheck":true,"sticky":{"ttl":"30m"}}');
+    assert.ok(typeof rule !== 'string');
+    assert.equal(rule.service, 'v1');
+    assert.deepEqual(rule.services, [{ service: 'v1', weight: 90 }, { service: 'v2', weight: 10 }]);
+    assert.deepEqual(rule.healthCheck, { tcp: false, path: '/healthz', interval: 5000, timeout: 2000, unhealthyAfter: 2, healthyAfter: 2, expect: '2xx', expectRanges: [[200, 299]] });
+    assert.deepEqual(rule.sticky, { cookie: 'tug_sticky', ttl: 1800 });
+    const plain = parseRouteRule('{"service":"a"}');
+    assert.ok(typeof plain !== 'string');
+    assert.deepEqual([plain.services, plain.healthCheck, plain.sticky], [[{ service: 'a', weight: 1 }], null, null]);
+    const refused: [string, RegExp][] = [
+      ['{"service":"a","services":[{"service":"b"}]}', /"service" or "services", not both/],
+      ['{"services":[]}', /"services" must be an array/],
+      ['{"services":[{"service":"a","weight":0}]}', /weight above 0/],
+      ['{"services":[{"service":"a","weight":101}]}', /services\[0\]\.weight/],
+      ['{"services":[{"service":"a"},{"service":"a"}]}', /names "a" twice/],
+      ['{"services":[{"service":"a","wieght":1}]}', /unknown field "wieght" in "services\[0\]"/],
+      ['{"service":"a","healthCheck":{"interval":"fast"}}', /"healthCheck\.interval" must be a duration/],
+      ['{"service":"a","healthCheck":{"interval":"1s","timeout":"2s"}}', /"healthCheck\.timeout" must not exceed/],
+      ['{"service":"a","healthCheck":{"expect":"2xx,abc"}}', /"healthCheck\.expect": "abc"/],
+      ['{"service":"a","healthCheck":{"unhealthyAfter":0}}', /"healthCheck\.unhealthyAfter"/],
+      ['{"service":"a","healthCheck":{"method":"HEAD"}}', /unknown healthCheck field "method"/],
+      ['{"service":"a","sticky":{"cookie":"a b"}}', /"sticky\.cookie"/],
+      ['{"service":"a","sticky":{"ttl":"0s"}}', /"sticky\.ttl"/],
+      ['{"service":"a","mirror":{"service":"b","percent":0}}', /"mirror\.percent"/],
+      ['{"service":"a","mirror":{"percent":5}}', /"mirror\.service"/],
+    ];
+    for (const [raw, reason] of refused) assert.match(String(parseRouteRule(raw)), reason, raw);
+  });
+
   it('ignores keys outside the schema without an error and reports malformed keys inside it', () => {
     assert.deepEqual(keys.parse('/other/thing', 'x'), { ok: false, error: null });
     const parsed = keys.parse('/services/no-instance', '10.0.0.1:80');

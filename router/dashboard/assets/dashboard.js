@@ -98,7 +98,10 @@
       if (route.hsts) options.push(`HSTS ${route.hsts.maxAge} s`);
       if (route.timeouts.response !== undefined) options.push(`response ${route.timeouts.response} ms`);
       if (route.timeouts.idle !== undefined) options.push(`idle ${route.timeouts.idle} ms`);
-      return row('', [route.name, mono(route.hosts.length > 0 ? route.hosts.join(', ') : 'any host'), mono(route.paths.join(', ')), route.service, options.join(', ')]);
+      if (route.healthCheck) options.push(route.healthCheck.tcp ? 'TCP checks' : `checks ${route.healthCheck.path}`);
+      if (route.sticky) options.push(`sticky (${route.sticky.cookie})`);
+      const services = route.services.length > 1 ? route.services.map((s) => `${s.service} ${s.weight}`).join(', ') : route.service;
+      return row('', [route.name, mono(route.hosts.length > 0 ? route.hosts.join(', ') : 'any host'), mono(route.paths.join(', ')), services, options.join(', ')]);
     }), 5, 'no route rules (hosts <service>.<domain> still route)');
 
     fill($('certificates').tBodies[0], data.certificates.map((c) => {

@@ -12,6 +12,8 @@ import type { Backend, DrainableConnection } from '../../table/backend.ts';
 import type { RequestHead } from '../../core/forward-headers.ts';
 import type { ProxyContext } from '../../core/proxy-context.ts';
 import type { Route } from '../../table/route-table.ts';
+import type { ServicePool } from '../../table/service-pool.ts';
+import { pinnedBackend } from '../../core/sticky-session.ts';
 import { classifyUpstreamError, statusText } from '../../core/upstream-errors.ts';
 import { closeFrame, FrameBoundaryTracker, GOING_AWAY } from './websocket-frames.ts';
 
@@ -52,6 +54,10 @@ export class WebSocketTunnel implements DrainableConnection {
   readonly #head: Buffer;
   readonly #requestHead: RequestHead;
   readonly #route: Route;
+  /** The service serving this upgrade (the route's, its split's choice, or the sticky pin's). */
+  readonly #pool: ServicePool;
+  /** The backend a sticky cookie pins, tried first (the 101 sets no cookie: http-proxy-3 relays it). */
+  #pinned: Backend | null;
   readonly #host: string;
   readonly #path: string;
   /** The path the backend sees (the route's rewrite of #path). */
@@ -81,6 +87,9 @@ export class WebSocketTunnel implements DrainableConnection {
     this.#head = head;
     this.#requestHead = requestHead;
     this.#route = route;
+    const pin = route.sticky === null ? null : pinnedBackend(route, requestHead.headers, ctx.table.stickyKey, Date.now());
+    this.#pool = pin !== null ? pin.pool : route.split === null ? route.pool : route.split.next();
+    this.#pinned = pin === null ? null : pin.backend;
     this.#host = host;
     this.#path = path;
     this.#upstreamPath = upstreamPath;
@@ -115,7 +124,9 @@ export class WebSocketTunnel implements DrainableConnection {
   connect(tried: Backend[] | null, failures: number): void {
     if (this.#closed) return;
     const route = this.#route;
-    const backend = route.select(route.pool, Date.now(), tried);
+    const pinned = this.#pinned;
+    this.#pinned = null;
+    const backend = pinned ?? route.select(this.#pool, Date.now(), tried);
     if (backend === null) {
       this.#refuse(failures === 0 ? 503 : 502, failures === 0 ? 'no live backend' : 'no backend left to try');
       return;
@@ -134,7 +145,7 @@ export class WebSocketTunnel implements DrainableConnection {
       const failure = classifyUpstreamError(err);
       this.#recordFailure(backend, failure.reason);
       (tried ??= []).push(backend);
-      if (this.#attempts < Math.min(this.#ctx.maxAttempts, 5) && this.#attempts < route.pool.size) this.connect(tried, failures + 1);
+      if (this.#attempts < Math.min(this.#ctx.maxAttempts, 5) && this.#attempts < this.#pool.size) this.connect(tried, failures + 1);
       else this.#refuse(failure.status, failure.reason);
     };
     upstream.once('error', onConnectError);
@@ -175,7 +186,7 @@ export class WebSocketTunnel implements DrainableConnection {
       const backend = this.#backend!;
       backend.recordSuccess();
       backend.websockets.add(this);
-      this.#route.pool.metrics.count(backend, 101);
+      this.#pool.metrics.count(backend, 101);
       this.#ctx.metrics.websockets++;
       this.#ctx.metrics.websocketsTotal++;
     });
@@ -184,7 +195,7 @@ export class WebSocketTunnel implements DrainableConnection {
       clearTimeout(this.#responseTimer);
       this.#status = res.statusCode ?? 502;
       this.#backend?.recordSuccess();
-      this.#route.pool.metrics.count(this.#backend, this.#status);
+      this.#pool.metrics.count(this.#backend, this.#status);
     });
   }
 
@@ -246,7 +257,7 @@ export class WebSocketTunnel implements DrainableConnection {
 
   #recordFailure(backend: Backend, reason: string): void {
     if (backend.recordFailure(Date.now())) {
-      this.#ctx.log.warn({ backend: backend.address, service: this.#route.pool.name, until: new Date(backend.ejectedUntil).toISOString(), err: reason }, 'backend ejected');
+      this.#ctx.log.warn({ backend: backend.address, service: this.#pool.name, until: new Date(backend.ejectedUntil).toISOString(), err: reason }, 'backend ejected');
     }
   }
 
@@ -254,7 +265,7 @@ export class WebSocketTunnel implements DrainableConnection {
     if (this.#status !== 0) return;
     this.#status = status;
     this.#error = reason;
-    this.#route.pool.metrics.count(null, status);
+    this.#pool.metrics.count(null, status);
     writeRaw(this.#socket, status, this.#requestHead.requestId);
   }
 
@@ -286,7 +297,7 @@ export class WebSocketTunnel implements DrainableConnection {
       websocket: true,
       ms: Math.round((performance.now() - this.#started) * 1000) / 1000,
       backend: backend?.address,
-      service: this.#route.pool.name,
+      service: this.#pool.name,
       attempts: this.#attempts,
       id: this.#requestHead.requestId,
       error: this.#error,
