@@ -215,9 +215,11 @@ describe('route middlewares', () => {
       }
       return { admitted, retryAfter };
     };
-    // burst 10 for one router with one worker: ten at once, then about two a second.
+    // Two live routers (this one and the IPv6 one): half of burst 10 at once, then about one a second.
+    await waitFor(() => router.output.includes('"routers":2'), { timeout: 10_000, what: 'the router counts two routers' });
+    await new Promise((resolve) => setTimeout(resolve, 5500)); // the bucket refills to its burst at this share
     const first = await burst(14, () => h1('limit.test'));
-    assert.ok(first.admitted >= 10 && first.admitted <= 12, `admitted ${first.admitted} of 14`);
+    assert.ok(first.admitted >= 5 && first.admitted <= 7, `half of burst 10: admitted ${first.admitted} of 14`);
     assert.ok(Number(first.retryAfter) >= 1, `Retry-After ${String(first.retryAfter)}`);
     const second = await burst(4, () => h2('limit.test'));
     assert.ok(second.admitted <= 2, `HTTP/2 shares the client's bucket: admitted ${second.admitted} of 4`);
