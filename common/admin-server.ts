@@ -2,7 +2,7 @@
 // for a load balancer's or systemd's probe (200 when ready, 503 otherwise,
 // with a JSON body saying why), `/metrics` in the Prometheus text format, and
 // whatever JSON documents the component adds (the router's `/routes`), and
-// pages a component serves itself (the router's dashboard). It never serves
+// pages a component serves itself (the dashboards). It never serves
 // the component's traffic, so it stays loopback by default.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { listenOn, type ListenAddress } from './listen-address.ts';

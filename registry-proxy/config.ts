@@ -27,7 +27,7 @@ export interface RegistryConfig extends AuthConfig {
   readonly drainTimeout: number;
   readonly accessLog: boolean;
   readonly logLevel: LogLevel;
-  /** The admin listener (/metrics, /healthz); null when `off`. */
+  /** The admin listener (the dashboard, /metrics, /healthz); null when `off`. */
   readonly admin: ListenAddress | null;
   /** Pull-through cache of this upstream registry (read-only for clients); null: a registry of its own. */
   readonly proxy: ProxyConfig | null;
@@ -65,7 +65,7 @@ export const registryOptions = {
   proxyUsername: { flags: '--proxy-username <user>', env: 'TUG_REGISTRY_PROXY_USERNAME', default: '', description: 'user name for the upstream registry (basic auth, or to get its tokens)' },
   proxyPassword: { flags: '--proxy-password <password>', env: 'TUG_REGISTRY_PROXY_PASSWORD', default: '', description: 'password or access token for the upstream registry (prefer the env variable)' },
   proxyTtl: { flags: '--proxy-ttl <duration>', env: 'TUG_REGISTRY_PROXY_TTL', default: '5m', description: 'a cached tag is re-checked upstream after this long' },
-  admin: { flags: '--admin <addr>', env: 'TUG_REGISTRY_ADMIN', default: '127.0.0.1:5001', description: 'admin listener (/metrics, /healthz), HOST:PORT, or "off"' },
+  admin: { flags: '--admin <addr>', env: 'TUG_REGISTRY_ADMIN', default: '127.0.0.1:5001', description: 'admin listener (the dashboard, /metrics, /healthz), HOST:PORT, or "off"' },
 } as const satisfies Record<RegistryFlag, OptionSpec>;
 
 /**

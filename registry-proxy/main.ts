@@ -9,6 +9,7 @@ import type { BlobStore } from './blob-store.ts';
 import { CachingBlobStore } from './caching-blob-store.ts';
 import { Catalog } from './catalog.ts';
 import type { RegistryConfig } from './config.ts';
+import { registryDashboard } from './dashboard/dashboard-routes.ts';
 import { DiskBlobCache } from './disk-blob-cache.ts';
 import { MirrorBlobs } from './mirror-blobs.ts';
 import { MirrorManifests } from './mirror-manifests.ts';
@@ -55,11 +56,13 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
   if (cache) metrics.cache = () => ({ hits: cache.hits, misses: cache.misses, evictions: cache.evictions, fills: cache.fills, bytes: cache.bytes, entries: cache.entries });
   let containerReady = false;
   let stopping = false;
+  // Storage being unreachable does not fail the probe: the node cache may still serve, and uploads answer 503.
+  const health = () => ({ ready: !stopping, status: stopping ? 'stopping' : 'serving', container: containerReady ? 'ready' : 'not reached yet' });
   const admin = config.admin === null ? null : new AdminServer(config.admin, {
-    // Storage being unreachable does not fail the probe: the node cache may still serve, and uploads answer 503.
     ready: () => !stopping,
-    health: () => ({ status: stopping ? 'stopping' : 'serving', container: containerReady ? 'ready' : 'not reached yet' }),
+    health,
     metrics: async () => metrics.render(),
+    ...registryDashboard({ config, metrics, health }),
   });
 
   const timers: NodeJS.Timeout[] = [];

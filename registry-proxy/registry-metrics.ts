@@ -60,6 +60,25 @@ export interface CacheCounters {
   readonly entries: number;
 }
 
+/** One Azure operation's counts by outcome and its latency histogram (buckets over LATENCY_BUCKETS, not cumulative). */
+export interface AzureCounters {
+  readonly ok: number;
+  readonly notFound: number;
+  readonly error: number;
+  readonly latency: { readonly buckets: readonly number[]; readonly count: number };
+}
+
+/** What RegistryMetrics counted so far. */
+export interface RegistryCounters {
+  /** Route → counts by status class (1xx…5xx), methods summed. */
+  readonly requests: ReadonlyMap<RouteLabel, readonly number[]>;
+  readonly bytesIn: ReadonlyMap<RouteLabel, number>;
+  readonly bytesOut: ReadonlyMap<RouteLabel, number>;
+  readonly azure: ReadonlyMap<string, AzureCounters>;
+  readonly cache: CacheCounters | null;
+  readonly uploads: { readonly sessions: number; readonly requests: number };
+}
+
 interface SocketCount {
   read: number;
   written: number;
@@ -108,6 +127,30 @@ export class RegistryMetrics {
     const key = `${operation} ${outcome}`;
     this.#azure.set(key, (this.#azure.get(key) ?? 0) + 1);
     histogramOf(this.#azureLatency, operation).observe(seconds);
+  }
+
+  /** The counters as they are now, for the dashboard (which takes rates over them). */
+  snapshot(): RegistryCounters {
+    const requests = new Map<RouteLabel, number[]>();
+    for (const [key, count] of this.#requests) {
+      const [route, , codeClass] = key.split(' ') as [RouteLabel, string, (typeof CLASSES)[number]];
+      const counts = requests.get(route) ?? [0, 0, 0, 0, 0];
+      counts[CLASSES.indexOf(codeClass)] += count;
+      requests.set(route, counts);
+    }
+    const azure = new Map<string, AzureCounters>();
+    for (const [operation, latency] of this.#azureLatency) {
+      const count = (outcome: string) => this.#azure.get(`${operation} ${outcome}`) ?? 0;
+      azure.set(operation, { ok: count('ok'), notFound: count('not_found'), error: count('error'), latency: { buckets: [...latency.buckets], count: latency.count } });
+    }
+    return {
+      requests,
+      bytesIn: new Map(this.#bytesIn),
+      bytesOut: new Map(this.#bytesOut),
+      azure,
+      cache: this.cache?.() ?? null,
+      uploads: { sessions: this.uploadSessions?.() ?? 0, requests: this.#uploadRequests },
+    };
   }
 
   render(): string {

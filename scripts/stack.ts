@@ -25,6 +25,7 @@ const ADMIN = env('STACK_ADMIN', '127.0.0.1:9090');
 const DOMAIN = env('STACK_DOMAIN', 'tug.localhost');
 const etcdUrl = `http://127.0.0.1:${ETCD_CLIENT}`;
 const REGISTRY = env('STACK_REGISTRY', '127.0.0.1:5000');
+const REGISTRY_ADMIN = env('STACK_REGISTRY_ADMIN', '127.0.0.1:5001');
 const AZURITE_PORT = Number(env('STACK_AZURITE_PORT', '10000'));
 // Azurite's well-known development account.
 const AZURITE_CONNECTION = `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:${AZURITE_PORT}/devstoreaccount1;`;
@@ -118,7 +119,7 @@ start('azurite', process.execPath, [
 ], {}, AZURITE_LOG);
 await waitHealthy(`http://127.0.0.1:${AZURITE_PORT}/devstoreaccount1?comp=list`, 'azurite', true);
 start('registry', process.execPath, [
-  `${root}/bin/tug.ts`, 'registry', '--listen', REGISTRY, '--container', 'registry',
+  `${root}/bin/tug.ts`, 'registry', '--listen', REGISTRY, '--admin', REGISTRY_ADMIN, '--container', 'registry',
   '--upload-dir', `${root}/.stack/registry/uploads`, '--cache-dir', `${root}/.stack/registry/cache`, '--cache-size', '2GiB',
 ], { AZURE_STORAGE_CONNECTION_STRING: AZURITE_CONNECTION, TUG_LOG_FORMAT: LOG_FORMAT });
 await waitHealthy(`http://${REGISTRY}/v2/`, 'registry');
@@ -130,6 +131,7 @@ Tug local stack is up.
   router    http://${HTTP}, https://${HTTPS} (certificates from /tls/<name> in etcd)
   backends  ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} announced as /services/hello/@1 and @2
   registry  http://${REGISTRY}   (on Azurite http://127.0.0.1:${AZURITE_PORT}, container "registry")
+            its dashboard http://${REGISTRY_ADMIN}/   (also /metrics, /healthz)
 
 Try:
   curl -H 'Host: hello.${DOMAIN}' http://${HTTP}/        # round-robins over both backends

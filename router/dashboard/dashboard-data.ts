@@ -7,7 +7,7 @@ import type { MergedMetrics } from '../metrics/metrics-aggregator.ts';
 import { pairKey } from '../metrics/metrics-aggregator.ts';
 import type { CertificateInfo } from '../metrics/metrics-exposition.ts';
 import type { RouteRule } from '../etcd/route-keys.ts';
-import type { RateReader } from './request-rates.ts';
+import { requestRate, type CounterWindow } from '../../common/dashboard/counter-rates.ts';
 import type { ServiceView as TableServiceView } from '../table/table-view.ts';
 
 export interface DashboardInput {
@@ -20,7 +20,8 @@ export interface DashboardInput {
   readonly routes: Iterable<{ readonly name: string; readonly rule: RouteRule }>;
   readonly certificates: readonly CertificateInfo[];
   readonly metrics: MergedMetrics;
-  readonly rates: RateReader;
+  /** Over the router's request counters (by pairKey, counts by status class). */
+  readonly rates: CounterWindow;
 }
 
 export interface InstanceView {
@@ -63,7 +64,7 @@ export function buildDashboard(input: DashboardInput): DashboardData {
       const address = entry.address;
       const state = metrics.backends.get(pairKey(pool.name, address));
       const ejected = state !== undefined && state.ejected > 0 && state.ejectedUntil > now;
-      const rate = rates.of(pool.name, [address]);
+      const rate = requestRate(rates, [pairKey(pool.name, address)]);
       return {
         instance: entry.instance,
         address,
@@ -77,7 +78,7 @@ export function buildDashboard(input: DashboardInput): DashboardData {
       };
     });
     const addresses = ['', ...new Set(instances.map((i) => i.address))];
-    const rate = rates.of(pool.name, addresses);
+    const rate = requestRate(rates, addresses.map((a) => pairKey(pool.name, a)));
     const requests = addresses.reduce((sum, a) => sum + (metrics.requests.get(pairKey(pool.name, a))?.reduce((x, y) => x + y, 0) ?? 0), 0);
     services.push({ name: pool.name, instances, requests, rps: rate?.rps ?? null, errorShare: rate?.errorShare ?? null });
   }

@@ -11,13 +11,13 @@ import { createEtcdClient, surviveStaleWatchResponses } from '../../common/etcd-
 import { formatListenAddress, freePort } from '../../common/listen-address.ts';
 import type { Logger } from '../../common/logger.ts';
 import { AdminServer } from '../../common/admin-server.ts';
+import { CounterRates } from '../../common/dashboard/counter-rates.ts';
 import { TUG_VERSION } from '../../common/version.ts';
 import { readClusterStatus } from '../../status/cluster-status.ts';
 import { AcmeCertificates } from '../acme/acme-certificates.ts';
 import type { RouterConfig } from '../config.ts';
 import { buildDashboard, type DashboardData } from '../dashboard/dashboard-data.ts';
-import { DASHBOARD_PATHS, serveDashboard } from '../dashboard/dashboard-routes.ts';
-import { RequestRates } from '../dashboard/request-rates.ts';
+import { routerDashboard } from '../dashboard/dashboard-routes.ts';
 import { EtcdSync } from '../etcd/etcd-sync.ts';
 import { MetricsAggregator } from '../metrics/metrics-aggregator.ts';
 import { renderMetrics, type CertificateInfo } from '../metrics/metrics-exposition.ts';
@@ -58,7 +58,7 @@ export class RouterSupervisor {
   readonly #workers = new Set<Worker>();
   readonly #listening = new Set<Worker>();
   readonly #metrics = new MetricsAggregator();
-  readonly #rates = new RequestRates();
+  readonly #rates = new CounterRates();
   readonly #startedAt = Date.now();
   #registration: RouterRegistration | null = null;
   readonly #routerCount: RouterCount;
@@ -106,11 +106,10 @@ export class RouterSupervisor {
         }),
       },
       metrics: () => this.#renderMetrics(),
-      pages: (req, res, path) => serveDashboard(req, res, path, {
+      ...routerDashboard({
         dashboard: () => this.#dashboard(),
         cluster: () => readClusterStatus(this.#etcd, config.etcdPrefix),
       }),
-      pagePaths: DASHBOARD_PATHS,
     });
   }
 
