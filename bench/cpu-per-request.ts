@@ -1,5 +1,6 @@
 // A profiling aid, not part of `npm run bench`: CPU time each contender spends
-// per proxied request (user+system, all its processes), measured over one wrk run.
+// per proxied request (user+system, all its processes), measured over one wrk run:
+// nginx, tug, and node-min (the minimal Node proxy, minimal-proxy.ts).
 // Usage: node bench/cpu-per-request.ts [connections] [seconds]
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { EtcdServer } from '../test/helpers/etcd.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import { HOST, startNginx, startTug, type Contender } from './contenders.ts';
+import { HOST, startNginx, startNodeMin, startTug, type Contender } from './contenders.ts';
 import { cpuSeconds, cpuTimes, processTree } from './processes.ts';
 import { startUpstreams } from './upstreams.ts';
 import { runWrk } from './wrk.ts';
@@ -23,7 +24,11 @@ const upstreams = await startUpstreams(dir, ports);
 await etcd.put('/services/bench/@1').value(`127.0.0.1:${ports[0]}`);
 await etcd.put('/services/bench/@2').value(`127.0.0.1:${ports[1]}`);
 const setup = async () => ({ dir, port: await freePort(), adminPort: await freePort(), upstreams: ports, workers: 2, keepalive: 512, etcd: etcdServer.endpoint });
-const contenders: Contender[] = [await startNginx(await setup()), await startTug(await setup(), process.env.TUG_ARGS?.split(' ').filter(Boolean) ?? [])];
+const contenders: Contender[] = [
+  await startNginx(await setup()),
+  await startTug(await setup(), process.env.TUG_ARGS?.split(' ').filter(Boolean) ?? []),
+  await startNodeMin(await setup()),
+];
 try {
   for (const c of contenders) {
     await runWrk({ url: `http://127.0.0.1:${c.port}/small`, connections, seconds: 2, headers: { Host: HOST } });
