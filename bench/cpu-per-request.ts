@@ -1,7 +1,7 @@
 // A profiling aid, not part of `npm run bench`: CPU time each contender spends
 // per proxied request (user+system, all its processes), measured over one wrk run:
 // nginx, tug, and node-min (the minimal Node proxy, minimal-proxy.ts).
-// Usage: node bench/cpu-per-request.ts [connections] [seconds]
+// Usage: node bench/cpu-per-request.ts [connections] [seconds] [path: /small, /16k or /1m]
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { runWrk } from './wrk.ts';
 
 const connections = Number(process.argv[2] ?? 50);
 const seconds = Number(process.argv[3] ?? 5);
+const path = process.argv[4] ?? '/small';
 const dir = mkdtempSync(join(tmpdir(), 'tug-cpu-'));
 chmodSync(dir, 0o755);
 const etcdServer = await EtcdServer.start();
@@ -31,11 +32,11 @@ const contenders: Contender[] = [
 ];
 try {
   for (const c of contenders) {
-    await runWrk({ url: `http://127.0.0.1:${c.port}/small`, connections, seconds: 2, headers: { Host: HOST } });
+    await runWrk({ url: `http://127.0.0.1:${c.port}${path}`, connections, seconds: 2, headers: { Host: HOST } });
     const pids = processTree(c.pid);
     const before = cpuTimes(pids);
     const upBefore = cpuSeconds(processTree(upstreams.process.child.pid!));
-    const r = await runWrk({ url: `http://127.0.0.1:${c.port}/small`, connections, seconds, headers: { Host: HOST } });
+    const r = await runWrk({ url: `http://127.0.0.1:${c.port}${path}`, connections, seconds, headers: { Host: HOST } });
     const after = cpuTimes(pids);
     const user = after.user - before.user;
     const system = after.system - before.system;

@@ -40,6 +40,8 @@ const BODYLESS = 0;
 const LENGTH = 1;
 const CHUNKED = 2;
 const UNTIL_CLOSE = 3;
+/** Upstream reads land in one buffer of this size per connection (Node's own read size). */
+const READ_BUFFER = 64 * 1024;
 /** A head longer than this is refused (client) or treated as a broken upstream. */
 const MAX_HEAD = 64 * 1024;
 /** Hop-by-hop headers of an upstream response (http2 refuses them; HTTP/1.1 gets its own framing). */
@@ -50,11 +52,11 @@ interface Sink {
   upstream: UpstreamConnection | null;
   readonly method: string;
   head(status: number, statusLine: string, headers: string[], framing: number): void;
-  /** false: the client is not keeping up (the upstream pauses until the sink's drain). */
-  data(chunk: Buffer): boolean;
+  /** false: the client is not keeping up (the upstream pauses until the sink's drain). `last`: end() follows at once. */
+  data(chunk: Buffer, last: boolean): boolean;
   end(): void;
-  /** After each upstream read: write what head() and data() gathered. */
-  flush(): void;
+  /** After each upstream read: write what head() and data() gathered; true if bytes of the read are still held. */
+  flush(): boolean;
   /** The upstream failed: 502 when nothing was answered yet, else the client's connection or stream is cut. */
   fail(): void;
 }
@@ -85,12 +87,26 @@ class UpstreamConnection {
   #remaining = 0;
   #reusable = true;
   #chunks = new ChunkedScanner();
+  #buffer = Buffer.allocUnsafeSlow(READ_BUFFER);
+  /** A sink still holds bytes of #buffer (a write not yet done): the next read needs a new one. */
+  #retained = false;
+  #paused = false;
 
   constructor(pool: UpstreamPool) {
     this.#pool = pool;
-    this.socket = connect(pool.port, pool.host);
-    this.socket.setNoDelay(true);
-    this.socket.on('data', (chunk: Buffer) => this.#read(chunk));
+    // net's onread: no allocation per read, and pause() stops reading at once (as Tug's pool does).
+    const buffer = () => {
+      if (this.#retained) {
+        this.#retained = false;
+        this.#buffer = Buffer.allocUnsafeSlow(READ_BUFFER);
+      }
+      return this.#buffer;
+    };
+    const callback = (length: number, read: Uint8Array) => {
+      this.#read((read as Buffer).subarray(0, length));
+      return true;
+    };
+    this.socket = connect({ host: pool.host, port: pool.port, noDelay: true, onread: { buffer, callback } });
     this.socket.on('error', () => {}); // 'close' follows
     this.socket.on('close', () => {
       const i = pool.idle.indexOf(this);
@@ -101,6 +117,19 @@ class UpstreamConnection {
       else sink?.fail();
       sink?.flush();
     });
+  }
+
+  #pause(): void {
+    this.#paused = true;
+    this.socket.pause();
+  }
+
+  /** The sink drained. */
+  resume(): void {
+    if (this.#paused) {
+      this.#paused = false;
+      this.socket.resume();
+    }
   }
 
   /** The client went away mid-response: this connection is in an unknown state. */
@@ -118,6 +147,7 @@ class UpstreamConnection {
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) {
         this.#partialHead = buf;
+        this.#retained = true;
         if (buf.length > MAX_HEAD) this.socket.destroy();
         return;
       }
@@ -129,20 +159,24 @@ class UpstreamConnection {
     if (this.#framing === LENGTH) {
       used = Math.min(this.#remaining, body.length);
       this.#remaining -= used;
-      if (used > 0 && !sink.data(body.subarray(0, used))) this.socket.pause();
+      if (used > 0 && !sink.data(body.subarray(0, used), this.#remaining === 0)) this.#pause();
     } else if (this.#framing === CHUNKED) {
-      used = this.#chunks.scan(body, (payload) => sink.data(payload) || (this.socket.pause(), false));
+      used = this.#chunks.scan(body, (payload) => sink.data(payload, false) || (this.#pause(), false));
       if (used === -2) return void this.socket.destroy();
-    } else if (this.#framing === UNTIL_CLOSE && body.length > 0 && !sink.data(body)) this.socket.pause();
+    } else if (this.#framing === UNTIL_CLOSE && body.length > 0 && !sink.data(body, false)) this.#pause();
     const done = this.#framing === BODYLESS || (this.#framing === LENGTH && this.#remaining === 0) || (this.#framing === CHUNKED && used >= 0);
     if (done) {
       this.sink = null;
       this.#framing = -1;
       if (used < body.length || !this.#reusable) this.socket.destroy();
-      else this.#pool.idle.push(this);
+      else {
+        // Paused for a slow client, its response now complete: the next one must be read.
+        this.resume();
+        this.#pool.idle.push(this);
+      }
       sink.end();
     }
-    sink.flush();
+    if (sink.flush()) this.#retained = true;
   }
 
   #readHead(sink: Sink, text: string): void {
@@ -251,7 +285,7 @@ class ClientConnection implements Sink {
       this.#buffered = this.#buffered === null ? chunk : Buffer.concat([this.#buffered, chunk]);
       if (this.upstream === null) this.#next();
     });
-    socket.on('drain', () => this.upstream?.socket.resume());
+    socket.on('drain', () => this.upstream?.resume());
     socket.on('error', () => {});
     socket.on('close', () => this.upstream?.abandon());
   }
@@ -300,7 +334,7 @@ class ClientConnection implements Sink {
     this.#socket.write(`${head}${this.#chunked ? 'transfer-encoding: chunked\r\n' : ''}${this.#close ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
   }
 
-  data(chunk: Buffer): boolean {
+  data(chunk: Buffer, _last: boolean): boolean {
     if (!this.#chunked) return this.#socket.write(chunk);
     if (!this.#corked) {
       this.#socket.cork();
@@ -318,11 +352,12 @@ class ClientConnection implements Sink {
     else if (this.#buffered !== null) this.#next();
   }
 
-  flush(): void {
+  flush(): boolean {
     if (this.#corked) {
       this.#corked = false;
       this.#socket.uncork();
     }
+    return this.#socket.writableLength > 0;
   }
 
   fail(): void {
@@ -337,11 +372,12 @@ class StreamExchange implements Sink {
   upstream: UpstreamConnection | null = null;
   readonly method: string;
   readonly #stream: ServerHttp2Stream;
+  #holding = false;
 
   constructor(stream: ServerHttp2Stream, method: string) {
     this.#stream = stream;
     this.method = method;
-    stream.on('drain', () => this.upstream?.socket.resume());
+    stream.on('drain', () => this.upstream?.resume());
     stream.on('error', () => {});
     stream.on('close', () => this.upstream?.abandon());
   }
@@ -358,8 +394,13 @@ class StreamExchange implements Sink {
     this.#stream.respond(out, { endStream: framing === BODYLESS });
   }
 
-  data(chunk: Buffer): boolean {
-    return this.#stream.write(chunk);
+  data(chunk: Buffer, last: boolean): boolean {
+    // nghttp2 takes the bytes later, when it frames them.
+    this.#holding = true;
+    // The last bytes go with END_STREAM: one DATA frame, not a second empty one.
+    if (!last) return this.#stream.write(chunk);
+    this.#stream.end(chunk);
+    return true;
   }
 
   end(): void {
@@ -367,7 +408,11 @@ class StreamExchange implements Sink {
     if (!this.#stream.writableEnded) this.#stream.end();
   }
 
-  flush(): void {}
+  flush(): boolean {
+    const holding = this.#holding;
+    this.#holding = false;
+    return holding;
+  }
 
   fail(): void {
     this.upstream = null;
@@ -436,13 +481,15 @@ if (cluster.isPrimary) {
   const env = { NODE_MIN_TICKET_KEYS: randomBytes(48).toString('base64') };
   const workers = [...Array(Number(args.workers))].map(() => cluster.fork(env));
   let alive = workers.length;
+  let stopping = false;
   let failed = false;
   const stop = () => {
+    stopping = true;
     for (const worker of workers) worker.process.kill('SIGTERM');
   };
   // A worker that dies takes the whole proxy down: the bench must not measure it a worker short.
   cluster.on('exit', (worker, code, signal) => {
-    if (!worker.exitedAfterDisconnect && signal !== 'SIGTERM') {
+    if (!stopping) {
       console.error(`node-min: worker ${worker.process.pid} exited (${signal ?? code})`);
       failed = true;
       stop();
@@ -450,4 +497,8 @@ if (cluster.isPrimary) {
     if (--alive === 0) process.exit(failed ? 1 : 0);
   });
   process.on('SIGTERM', stop);
-} else startWorker();
+} else {
+  startWorker();
+  // An orderly exit, so that `node --cpu-prof bench/minimal-proxy.ts …` writes each worker's profile.
+  process.on('SIGTERM', () => process.exit(0));
+}
