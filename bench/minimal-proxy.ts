@@ -41,9 +41,10 @@ const LENGTH = 1;
 const CHUNKED = 2;
 const UNTIL_CLOSE = 3;
 /**
- * Upstream reads land in one buffer of this size per connection, as in Tug's pool: with Node's 64 KiB
- * every large-body read filled the client socket past its high-water mark (pause, resume, one more
- * epoll_ctl pair per read): 1 MiB responses cost ~1.4× the CPU.
+ * Upstream reads land in one buffer of this size per connection, as in Tug's pool. With Node's own
+ * 64 KiB, a 1 MiB response cost ~1.4× the CPU (bench/cpu-per-request.ts; the difference in system
+ * time: each 64 KiB write fills the client socket past its 64 KiB high-water mark, so the upstream
+ * pauses and resumes at every read).
  */
 const READ_BUFFER = 32 * 1024;
 /** A head longer than this is refused (client) or treated as a broken upstream. */
