@@ -1,6 +1,7 @@
 // A profiling aid, not part of `npm run bench`: CPU time each contender spends
 // per proxied request (user+system, all its processes), measured over one wrk run:
-// nginx, tug, and node-min (the minimal Node proxy, minimal-proxy.ts).
+// nginx, tug, and node-min (the minimal Node proxy, minimal-proxy.ts); with
+// BENCH_RUNTIME=/path/to/node, also tug@<major>, Tug's router under that Node.
 // Usage: node bench/cpu-per-request.ts [connections] [seconds] [path: /small, /16k or /1m]
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { EtcdServer } from '../test/helpers/etcd.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import { HOST, startNginx, startNodeMin, startTug, type Contender } from './contenders.ts';
+import { describeRuntime, HOST, startNginx, startNodeMin, startTug, type Contender } from './contenders.ts';
 import { cpuSeconds, cpuTimes, processTree } from './processes.ts';
 import { startUpstreams } from './upstreams.ts';
 import { runWrk } from './wrk.ts';
@@ -30,6 +31,10 @@ const contenders: Contender[] = [
   await startTug(await setup(), process.env.TUG_ARGS?.split(' ').filter(Boolean) ?? []),
   await startNodeMin(await setup()),
 ];
+if (process.env.BENCH_RUNTIME) {
+  const runtime = describeRuntime(process.env.BENCH_RUNTIME);
+  contenders.push(await startTug(await setup(), process.env.TUG_ARGS?.split(' ').filter(Boolean) ?? [], runtime.name, runtime.node));
+}
 try {
   for (const c of contenders) {
     await runWrk({ url: `http://127.0.0.1:${c.port}${path}`, connections, seconds: 2, headers: { Host: HOST } });

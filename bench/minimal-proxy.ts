@@ -47,6 +47,9 @@ const UNTIL_CLOSE = 3;
  * pauses and resumes at every read).
  */
 const READ_BUFFER = 32 * 1024;
+/** A response head and first body bytes up to this size leave in one buffer, one write (Tug's threshold). */
+const COALESCE_MAX = 4095;
+const CRLF = Buffer.from('\r\n');
 /** A head longer than this is refused (client) or treated as a broken upstream. */
 const MAX_HEAD = 64 * 1024;
 /** Hop-by-hop headers of an upstream response (http2 refuses them; HTTP/1.1 gets its own framing). */
@@ -279,7 +282,7 @@ class ClientConnection implements Sink {
   #close = false;
   #chunked = false;
   #answered = false;
-  #corked = false;
+  #pendingHead: string | null = null;
 
   constructor(socket: Socket, proto: string, pools: readonly UpstreamPool[]) {
     this.#socket = socket;
@@ -333,34 +336,41 @@ class ClientConnection implements Sink {
     if (framing === UNTIL_CLOSE) this.#close = true;
     let head = `${statusLine}\r\n`;
     for (const line of headers) head += `${line}\r\n`;
-    // Head and first body bytes leave in one write (flush uncorks after the read that brought them).
-    this.#socket.cork();
-    this.#corked = true;
-    this.#socket.write(`${head}${this.#chunked ? 'transfer-encoding: chunked\r\n' : ''}${this.#close ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
+    // Written with the first body bytes (data), or after the read that brought it (flush, end).
+    this.#pendingHead = `${head}${this.#chunked ? 'transfer-encoding: chunked\r\n' : ''}${this.#close ? 'connection: close\r\n' : ''}\r\n`;
   }
 
   data(chunk: Buffer, _last: boolean): boolean {
-    if (!this.#chunked) return this.#socket.write(chunk);
-    if (!this.#corked) {
-      this.#socket.cork();
-      this.#corked = true;
+    const head = this.#pendingHead ?? '';
+    this.#pendingHead = null;
+    if (this.#chunked) return this.#socket.write(Buffer.concat([Buffer.from(`${head}${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF]));
+    if (head.length + chunk.length <= COALESCE_MAX) {
+      // Small, as Tug does: one copy into Buffer's pool and one write (a head is latin1: one byte per character).
+      const out = Buffer.allocUnsafe(head.length + chunk.length);
+      out.write(head, 0, 'latin1');
+      chunk.copy(out, head.length);
+      return this.#socket.write(out);
     }
-    this.#socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-    this.#socket.write(chunk);
-    return this.#socket.write('\r\n', 'latin1');
+    if (head.length === 0) return this.#socket.write(chunk);
+    this.#socket.cork();
+    this.#socket.write(head, 'latin1');
+    const ok = this.#socket.write(chunk);
+    this.#socket.uncork();
+    return ok;
   }
 
   end(): void {
     this.upstream = null;
+    this.flush();
     if (this.#chunked) this.#socket.write('0\r\n\r\n', 'latin1');
     if (this.#close) this.#socket.end();
     else if (this.#buffered !== null) this.#next();
   }
 
   flush(): boolean {
-    if (this.#corked) {
-      this.#corked = false;
-      this.#socket.uncork();
+    if (this.#pendingHead !== null) {
+      this.#socket.write(this.#pendingHead, 'latin1');
+      this.#pendingHead = null;
     }
     return this.#socket.writableLength > 0;
   }
