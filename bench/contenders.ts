@@ -4,7 +4,9 @@
 // above the client connection count) so the baseline is never a handicapped one.
 // Given a certificate, each also listens for HTTPS (TLS 1.2/1.3, h2 and http/1.1
 // by ALPN, session resumption on: nginx's shared session cache and tickets,
-// HAProxy's defaults, Tug's tickets with keys shared by its workers).
+// HAProxy's defaults, tickets with keys shared by the workers for Tug and for
+// node-min, the minimal Node proxy that shows the floor: minimal-proxy.ts).
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,10 +46,7 @@ const TLS12_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256
 
 export const HOST = 'bench.bench';
 const TUG = fileURLToPath(new URL('../bin/tug.ts', import.meta.url));
-
-export function startTugNode(s: ContenderSetup): Promise<Contender> {
-  return startTug(s, ['--engine', 'node'], 'tug-node');
-}
+const MINIMAL_PROXY = fileURLToPath(new URL('./minimal-proxy.ts', import.meta.url));
 
 export async function startNginx(s: ContenderSetup): Promise<Contender> {
   const conf = join(s.dir, 'nginx-proxy.conf');
@@ -134,9 +133,33 @@ ${s.upstreams.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join('\n')}
   return { name: 'haproxy', port: s.port, pid: process.child.pid!, process, ...(s.tls ? { tlsPort: s.tls.port } : {}) };
 }
 
-/** Tug's router: its default raw-socket engine (`tug`), or the node:http + undici engine (`tug-node`). */
-export async function startTug(s: ContenderSetup, extraArgs: readonly string[] = [], name = 'tug'): Promise<Contender> {
+/** The floor: a minimal raw-socket Node proxy doing the same per-request work, on the same Node as tug. */
+export async function startNodeMin(s: ContenderSetup): Promise<Contender> {
   const process = startProcess(globalThis.process.execPath, [
+    MINIMAL_PROXY,
+    '--http', `127.0.0.1:${s.port}`,
+    '--upstreams', s.upstreams.map((p) => `127.0.0.1:${p}`).join(','),
+    '--workers', String(s.workers),
+    ...(s.tls ? ['--https', `127.0.0.1:${s.tls.port}`, '--cert', s.tls.certFile, '--key', s.tls.keyFile] : []),
+  ]);
+  await waitStarted(process, `http://127.0.0.1:${s.port}/small`, { host: HOST });
+  return { name: 'node-min', port: s.port, pid: process.child.pid!, process, ...(s.tls ? { tlsPort: s.tls.port } : {}) };
+}
+
+/** Another Node binary to run Tug's router with: its version, and the contender's name, `tug@<major>` (e.g. `tug@26`). */
+export function describeRuntime(node: string): { node: string; version: string; name: string } {
+  const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+  const major = /^v(\d+)\./.exec(version)?.[1];
+  if (major === undefined) throw new Error(`${node} --version printed ${JSON.stringify(version)}, not a Node version`);
+  return { node, version, name: `tug@${major}` };
+}
+
+/**
+ * Tug's router, run by the bench's own Node (`tug`) or by another Node binary (`node`, named
+ * `name`): the same router on another runtime, in the same interleaved rounds.
+ */
+export async function startTug(s: ContenderSetup, extraArgs: readonly string[] = [], name = 'tug', node = globalThis.process.execPath): Promise<Contender> {
+  const process = startProcess(node, [
     TUG, 'router',
     '--http', `127.0.0.1:${s.port}`,
     '--admin', `127.0.0.1:${s.adminPort}`,

@@ -1,4 +1,5 @@
-// `npm run bench`: Tug's router against nginx (and HAProxy) on this machine.
+// `npm run bench`: Tug's router against nginx (and HAProxy, and node-min, the
+// minimal Node proxy that shows the floor) on this machine.
 // Starts everything itself (etcd, nginx upstreams, the contenders), runs the
 // scenarios, prints the ratio table and writes results.{json,md,svg}.
 //
@@ -10,8 +11,10 @@
 //   --workers N        BENCH_WORKERS      workers for every contender (default 2)
 //   --only REGEX       BENCH_ONLY         throughput scenarios to run (by name)
 //   --out DIR          BENCH_OUT          where results go (default bench/results)
-//   --skip LIST        BENCH_SKIP         comma list of: haproxy, tug-node, convergence, churn, scale, idle,
+//   --skip LIST        BENCH_SKIP         comma list of: haproxy, node-min, convergence, churn, scale, idle,
 //                                         registry (left out by --quick too)
+//   --runtime NODE     BENCH_RUNTIME      also run Tug's router under this Node binary, as contender
+//                                         tug@<major> (e.g. tug@26), in the same rounds
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +24,7 @@ import { Etcd3 } from 'etcd3';
 import { TestCertificates } from '../test/helpers/certificates.ts';
 import { EtcdServer } from '../test/helpers/etcd.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import { HOST, haproxyAvailable, startHaproxy, startNginx, startTug, startTugNode, type Contender, type ContenderSetup, type TlsSetup } from './contenders.ts';
+import { HOST, haproxyAvailable, describeRuntime, startHaproxy, startNginx, startNodeMin, startTug, type Contender, type ContenderSetup, type TlsSetup } from './contenders.ts';
 import { measureChurn } from './churn.ts';
 import { measureConvergence } from './convergence.ts';
 import { measureIdleConnections } from './idle-connections.ts';
@@ -43,6 +46,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: process.env.BENCH_ONLY },
     out: { type: 'string', default: process.env.BENCH_OUT ?? fileURLToPath(new URL('./results', import.meta.url)) },
     skip: { type: 'string', default: process.env.BENCH_SKIP ?? '' },
+    runtime: { type: 'string', default: process.env.BENCH_RUNTIME || undefined },
   },
 });
 const quick = values.quick!;
@@ -51,6 +55,7 @@ const seconds = Number(values.seconds ?? (quick ? 3 : 10));
 const workers = Number(values.workers);
 const skip = new Set(values.skip!.split(',').filter(Boolean));
 const only = values.only ? new RegExp(values.only, 'i') : quick ? /^(small c=50|16 KiB c=200)$/ : null;
+const runtime = values.runtime === undefined ? null : describeRuntime(values.runtime);
 const scenarios = THROUGHPUT_SCENARIOS.filter((s) => !only || only.test(s.name));
 const progress = new BenchProgress();
 const log = (line: string) => progress.line(line);
@@ -99,8 +104,11 @@ try {
   };
   await start(startNginx, true);
   await start(startTug, true);
-  // tug-node's HTTPS listener is tug's (node:http2 + undici with either engine): not measured twice.
-  if (!skip.has('tug-node')) await start(startTugNode, false);
+  if (runtime !== null) {
+    log(`bench: ${runtime.name} is Tug's router run by ${runtime.node} (${runtime.version})`);
+    await start((s) => startTug(s, [], runtime.name, runtime.node), true);
+  }
+  if (!skip.has('node-min')) await start(startNodeMin, true);
   if (!skip.has('haproxy') && haproxyAvailable()) await start(startHaproxy, true);
   const tug = contenders.find((c) => c.name === 'tug')!;
 
@@ -163,7 +171,10 @@ try {
   for (const [name, value] of Object.entries(extra_)) log(`\n${name}: ${JSON.stringify(value)}`);
   mkdirSync(values.out!, { recursive: true });
   const files = writeReport(values.out!, {
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString().slice(0, 10) },
+    machine: {
+      cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString().slice(0, 10),
+      ...(runtime === null ? {} : { [runtime.name]: `${runtime.node} ${runtime.version}` }),
+    },
     settings: {
       rounds, seconds, workers, quick, wrk: 'wrk -t1 --latency, keep-alive', accessLogs: 'off for every contender',
       ...(certificate === null ? {} : { tls: 'TLS 1.2/1.3, EC P-256 certificate, resumption on; h2load -t1 -m10 -D, p50/p99 from its --log-file' }),

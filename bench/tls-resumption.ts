@@ -38,13 +38,15 @@ export async function measureResumption(contenders: readonly Contender[], scenar
   return counts;
 }
 
-/** The report's note: the rates, and why tug's is what it is when it is about half. */
+/** The report's note: the rates, and why a Node contender's (tug, tug@N, node-min) is what it is when it is about half. */
 export function resumptionNote(scenario: string, counts: Record<string, ResumptionCount>): string {
   const rates = Object.entries(counts).map(([name, c]) => `${name} ${(c.rate * 100).toFixed(1)}%`).join(', ');
-  const tug = counts.tug;
-  const why = tug !== undefined && tug.protocols.includes('TLSv1.3') && tug.rate < 0.9
+  const halved = Object.entries(counts)
+    .filter(([name, c]) => (name === 'tug' || name === 'node-min' || name.startsWith('tug@')) && c.protocols.includes('TLSv1.3') && c.rate < 0.9)
+    .map(([name]) => name);
+  const why = halved.length > 0
     ? ' Node\'s TLS server issues no new ticket on a resumed TLS 1.3 connection, and a TLS 1.3 client uses each ticket once'
-      + ' (wrk\'s OpenSSL does; RFC 8446 C.4 asks clients not to reuse tickets): at best every other such connection to tug resumes.'
+      + ` (wrk's OpenSSL does; RFC 8446 C.4 asks clients not to reuse tickets): at best every other such connection to ${halved.join(', ')} resumes.`
     : '';
   return `"${scenario}": handshakes resumed, checked with wrk through a relay reading each ServerHello (c=10, 2 s): ${rates}.${why}`;
 }
