@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Tug's scripts need on a Debian 12 machine that has Node and npm:
-# the npm packages (which bring Node 24 for the project's own scripts) and the
+# the npm packages (which bring Node 26 for the project's own scripts) and the
 # Debian packages the router, the local stack and the tests use. Safe to re-run.
 # Usage: scripts/setup.sh [stack|test|bench]
 set -euo pipefail
@@ -65,7 +65,7 @@ if [[ ! -x node_modules/.bin/node || package-lock.json -nt node_modules/.package
 fi
 
 node_version=$(node_modules/.bin/node --version)
-if [[ $node_version != v24.* ]]; then
-  echo "setup: expected Node 24 from the 'node' devDependency, found $node_version" >&2
+if [[ $node_version != v26.* ]]; then
+  echo "setup: expected Node 26 from the 'node' devDependency, found $node_version" >&2
   exit 1
 fi

@@ -1,4 +1,4 @@
-// WebSockets through the router, with Node 24's built-in WebSocket client on
+// WebSockets through the router, with Node's built-in WebSocket client on
 // both listeners: echo, round-robin, untouched by other services' route changes
 // and by HTTP timeouts, drained then closed cleanly when their backend is
 // removed; refused, failed and abandoned upgrades leave no socket open.
