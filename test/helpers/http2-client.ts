@@ -26,3 +26,9 @@ export function h2stream(session: ClientHttp2Session, path: string, headers: Rec
   if (body !== undefined) stream.end(body);
   return stream;
 }
+
+/** A GET to `authority` on `session`, the body as text. */
+export async function h2Get(session: ClientHttp2Session, authority: string, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  const reply = await h2request(session, path, { ':authority': authority, ...headers });
+  return { ...reply, body: reply.body.toString() };
+}

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { startBackend, type TestBackend } from '../helpers/backend.ts';
 import { TestCertificates } from '../helpers/certificates.ts';
 import { EtcdServer } from '../helpers/etcd.ts';
-import { h2Get } from '../helpers/h2-client.ts';
+import { h2Get } from '../helpers/http2-client.ts';
 import { get } from '../helpers/http.ts';
 import { scrape, valueOf } from '../helpers/metrics.ts';
 import { startRouter, type RouterProcess } from '../helpers/router.ts';
