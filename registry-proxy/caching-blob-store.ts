@@ -106,6 +106,15 @@ export class CachingBlobStore implements BlobStore {
     return this.#inner.writer(path, signal);
   }
 
+  get maxCopySize(): number {
+    return this.#inner.maxCopySize;
+  }
+
+  /** Storage's own copy; a destination under blobs/ is filled into the cache on its first read, as any blob. */
+  copy(source: string, destination: string, signal?: AbortSignal): Promise<boolean> {
+    return this.#inner.copy(source, destination, signal);
+  }
+
   list(dir: string): Promise<string[]> {
     return this.#inner.list(dir);
   }

@@ -2,7 +2,7 @@
 // repositories, and the `_layers` links that make a blob part of one. A blob is
 // committed only after its digest has been verified over every byte.
 import type { Readable } from 'node:stream';
-import type { BlobInfo, BlobStore, ByteRange } from './blob-store.ts';
+import type { BlobInfo, BlobStore, BlobWriter, ByteRange } from './blob-store.ts';
 import { DigestHasher } from './content-digest.ts';
 import type { Digest } from './references.ts';
 import { RegistryError } from './registry-errors.ts';
@@ -54,6 +54,39 @@ export class RepositoryBlobs {
   /** Removes the blob from the repository (the bytes stay until garbage collection). */
   unlink(name: string, digest: Digest): Promise<boolean> {
     return this.#store.delete(StoragePaths.layerLink(name, digest));
+  }
+
+  /** The largest upload that can be staged and copied into place (storeStaged). */
+  get maxStagedSize(): number {
+    return this.#store.maxCopySize;
+  }
+
+  /**
+   * A writer staging the bytes of upload `uploadId` in storage as they arrive
+   * (under the repository's `_uploads/`, outside the content-addressed store),
+   * before the digest that names them is known.
+   */
+  stagingWriter(name: string, uploadId: string): BlobWriter {
+    return this.#store.writer(StoragePaths.uploadData(name, uploadId));
+  }
+
+  /**
+   * Puts what `staged` (a stagingWriter) holds at `digest`'s path with a copy
+   * inside storage, the caller having verified those very bytes against
+   * `digest`. True when the blob is stored; false when the copy could not be
+   * made, and the caller must write the bytes itself. The copy replaces a blob
+   * already there by the same bytes, which also renews it against garbage
+   * collection (no separate renew: a request less on every push). The staged
+   * object is removed in the background; what a crash leaves, gc removes.
+   */
+  async storeStaged(digest: Digest, name: string, uploadId: string, staged: BlobWriter, signal?: AbortSignal): Promise<boolean> {
+    const stagedPath = StoragePaths.uploadData(name, uploadId);
+    try {
+      await staged.commit();
+      return await this.#store.copy(stagedPath, StoragePaths.blobData(digest), signal);
+    } finally {
+      void this.#store.delete(stagedPath).catch(() => {});
+    }
   }
 
   /**

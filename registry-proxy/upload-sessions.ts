@@ -1,25 +1,40 @@
 // Blob uploads in progress (POST, then PATCH chunks, then PUT with the digest).
 //
-// Why the chunks wait on the node's disk and not in Azure: a BlockBlob's
-// blocks can only be committed into the blob they were staged on, and a
-// chunked upload learns its digest — hence its final path — only at the PUT.
-// Staging in Azure under the upload's own name would need a copy to the
-// digest path, which is exactly what broke distribution's Azure driver
-// (distribution#3935). So chunks are spooled to `--upload-dir` (the client is
-// on this node: the registry listens on localhost), hashed as they arrive,
-// and the PUT streams the spool into blocks staged at the final path,
-// verifying the digest again before committing. An upload whose digest is
-// known up front (POST ?digest=, or POST then PUT with the whole body) never
-// touches the disk: it streams straight into blocks at the final path.
+// A chunked upload learns its digest — hence its final path — only at the PUT,
+// and a BlockBlob's blocks can only be committed into the blob they were
+// staged on. So each chunk goes two ways as it arrives, hashed once:
+//   - to the node's disk (`--upload-dir`; the client is on this node: the
+//     registry listens on localhost): the upload's durable record, which
+//     survives a registry restart — a session unknown in memory is loaded from
+//     `<upload-dir>/<uuid>/` and its hash rebuilt from the bytes on disk, so
+//     the client can ask for the upload's status and resume;
+//   - to Azure, as blocks of a staging blob under the repository's
+//     `_uploads/<uuid>/` (distribution's place for upload state), while the
+//     bytes arrive rather than after the last one. At the PUT, once the digest
+//     is verified, the staging blob is committed and copied inside Azure to
+//     the digest's path (one synchronous request, the destination whole or
+//     absent), then removed.
+// Staging is only a shortcut: a session resumed from disk, one whose staging
+// failed (Azure refused a block, the copy was refused) or that outgrew what a
+// copy takes, completes as before: the spool streams into blocks staged at
+// the final path, verified again before the commit. Between requests the
+// staging writer holds no bytes (each PATCH ends with a flush), so idle
+// sessions cost no memory. An upload whose digest is known up front (POST
+// ?digest=, or POST then PUT with the whole body) never touches the disk: it
+// streams straight into blocks at the final path.
 //
-// The spool survives a registry restart: a session unknown in memory is
-// loaded from `<upload-dir>/<uuid>/` and its hash rebuilt from the bytes on
-// disk, so the client can ask for the upload's status and resume.
+// Nothing staged is visible under a content address before its digest is
+// verified; a staging blob a dead node left behind is committed at most for
+// the instant between commit and copy, and `tug registry gc` removes
+// `_uploads/` objects older than --upload-expiry.
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import type { Logger } from '../common/logger.ts';
+import type { BlobWriter } from './blob-store.ts';
 import { DigestHasher } from './content-digest.ts';
 import type { Digest } from './references.ts';
 import { RegistryError } from './registry-errors.ts';
@@ -36,6 +51,8 @@ export class UploadSession {
   readonly hasher = new DigestHasher('sha256');
   /** Set when the upload completed or was cancelled; a request queued behind that finds it gone. */
   ended = false;
+  /** The bytes so far, staged in storage as they arrived; null once staging was given up (see the module comment). */
+  staging: BlobWriter | null = null;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(id: string, repository: string, startedAt: Date, dir: string) {
@@ -86,6 +103,7 @@ export class UploadSessions {
   async create(repository: string): Promise<UploadSession> {
     const id = randomUUID();
     const session = new UploadSession(id, repository, new Date(), join(this.#dir, id));
+    session.staging = this.#blobs.stagingWriter(repository, id);
     await mkdir(session.dir);
     await writeFile(session.dataPath, '');
     await writeFile(join(session.dir, 'upload.json'), JSON.stringify({ repository, startedAt: session.startedAt.toISOString() }));
@@ -107,21 +125,41 @@ export class UploadSessions {
     return session;
   }
 
-  /** Appends a chunk to the spool, hashing as it goes. Bytes received before a client disconnects are kept. */
-  async append(session: UploadSession, source: AsyncIterable<Buffer>): Promise<void> {
+  /**
+   * Appends a chunk to the spool and to the staging blob, hashing as it goes.
+   * A chunk of known `length` streams to storage as one block, with nothing
+   * buffered here; one of unknown length goes in blocks of --block-size.
+   * Bytes received before a client disconnects are kept (on disk; the staging
+   * is given up if it cannot tell where they end).
+   */
+  async append(session: UploadSession, source: AsyncIterable<Buffer>, length: number | null = null): Promise<void> {
     const file = await open(session.dataPath, 'a');
+    const part = await this.#startPart(session, length);
+    let received = false;
     try {
       for await (const chunk of source) {
-        await file.write(chunk);
+        await Promise.all([file.write(chunk), part ? feed(part, chunk) : this.#stage(session, chunk)]);
         session.hasher.update(chunk);
       }
+      received = true;
     } catch (err) {
       // The spool and the in-memory hash must describe the same bytes; if a
       // write failed half-way, rebuild the session from disk on next use.
-      if ((err as NodeJS.ErrnoException).syscall === 'write') this.#sessions.delete(session.id);
+      if ((err as NodeJS.ErrnoException).syscall === 'write') {
+        this.#sessions.delete(session.id);
+        await this.#dropStaging(session);
+      }
       throw err;
     } finally {
       await file.close();
+      if (part) {
+        if (received) part.stream.end();
+        else part.stream.destroy(new Error('the chunk ended early'));
+        await part.settled;
+        if (!part.ok) await this.#dropStaging(session);
+      } else if (session.staging) {
+        await session.staging.flush().catch(() => this.#dropStaging(session));
+      }
     }
   }
 
@@ -131,27 +169,31 @@ export class UploadSessions {
    * match) and links the blob into the repository. A wrong digest ends the
    * session with nothing stored; a storage failure keeps it, so the client can retry.
    */
-  async complete(session: UploadSession, digest: Digest, finalChunk: AsyncIterable<Buffer> | null, signal?: AbortSignal): Promise<void> {
+  async complete(session: UploadSession, digest: Digest, finalChunk: AsyncIterable<Buffer> | null, finalLength: number | null, signal?: AbortSignal): Promise<void> {
     if (finalChunk && session.size === 0) {
-      // POST then PUT with the whole body: no reason to spool it first.
+      // POST then PUT with the whole body: no reason to spool or stage it first.
+      await this.#dropStaging(session);
       await this.#ending(session, () => this.#blobs.storeVerified(digest, finalChunk, signal));
     } else {
-      if (finalChunk) await this.append(session, finalChunk);
+      if (finalChunk) await this.append(session, finalChunk, finalLength);
       const computed = digest.algorithm === 'sha256' ? session.hasher.digest() : await this.#hashFile(session, digest);
       if (computed !== digest.value) {
         await this.cancel(session);
         throw new RegistryError('DIGEST_INVALID', undefined, { detail: { expected: digest.value, computed } });
       }
-      await this.#blobs.storeVerified(digest, createReadStream(session.dataPath, { highWaterMark: 1024 * 1024 }), signal);
+      if (!(await this.#storeStaged(session, digest, signal))) {
+        await this.#blobs.storeVerified(digest, createReadStream(session.dataPath, { highWaterMark: 1024 * 1024 }), signal);
+      }
     }
     await this.#blobs.link(session.repository, digest);
     await this.cancel(session);
   }
 
-  /** Ends the session and removes its spool. */
+  /** Ends the session and removes its spool; its staged blocks were never committed, and Azure drops them. */
   async cancel(session: UploadSession): Promise<void> {
     session.ended = true;
     this.#sessions.delete(session.id);
+    await this.#dropStaging(session);
     await rm(session.dir, { recursive: true, force: true });
   }
 
@@ -162,12 +204,72 @@ export class UploadSessions {
       if (!UUID.test(id)) continue;
       const startedAt = await this.#startedAt(id);
       if (startedAt !== null && Date.now() - startedAt.getTime() <= maxAgeMs) continue;
+      const open = await this.#sessions.get(id)?.catch(() => null);
+      if (open) await this.#dropStaging(open);
       this.#sessions.delete(id);
       await rm(join(this.#dir, id), { recursive: true, force: true });
       removed++;
     }
     if (removed > 0) this.#log.info({ component: 'uploads', removed }, 'purged abandoned uploads');
     return removed;
+  }
+
+  /** A chunk of known length, streaming into one staged block as it arrives; null when it is not staged that way. */
+  async #startPart(session: UploadSession, length: number | null): Promise<StagedPart | null> {
+    const staging = session.staging;
+    if (!staging || length === null || length <= 0) return null;
+    if (staging.size + length > this.#blobs.maxStagedSize) {
+      await this.#dropStaging(session);
+      return null;
+    }
+    const stream = new PassThrough({ highWaterMark: PART_BUFFER });
+    // Its failure is storage's answer (settled below), never a crash of the process.
+    stream.on('error', () => {});
+    const part: StagedPart = { stream, ok: true, settled: Promise.resolve() };
+    part.settled = staging.writePart(length, stream).catch((err: unknown) => {
+      part.ok = false;
+      stream.destroy();
+      this.#log.warn({ component: 'uploads', upload: session.id, err: (err as Error).message }, 'staging in storage failed; the upload completes from its spool');
+    });
+    return part;
+  }
+
+  /** Stages `chunk` too, unless staging was given up; a failure gives it up (the spool has the bytes). */
+  async #stage(session: UploadSession, chunk: Buffer): Promise<void> {
+    const staging = session.staging;
+    if (!staging) return;
+    if (staging.size + chunk.length > this.#blobs.maxStagedSize) {
+      await this.#dropStaging(session);
+      return;
+    }
+    try {
+      await staging.write(chunk);
+    } catch (err) {
+      this.#log.warn({ component: 'uploads', upload: session.id, err: (err as Error).message }, 'staging in storage failed; the upload completes from its spool');
+      await this.#dropStaging(session);
+    }
+  }
+
+  /** Completes from the staged copy; false when there is none or it could not be used (the caller writes the spool). */
+  async #storeStaged(session: UploadSession, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    const staging = session.staging;
+    session.staging = null;
+    if (!staging || staging.size !== session.size) {
+      await staging?.cancel();
+      return false;
+    }
+    try {
+      return await this.#blobs.storeStaged(digest, session.repository, session.id, staging, signal);
+    } catch (err) {
+      this.#log.warn({ component: 'uploads', upload: session.id, err: (err as Error).message }, 'completing from the staged copy failed; writing the spool instead');
+      return false;
+    }
+  }
+
+  async #dropStaging(session: UploadSession): Promise<void> {
+    const staging = session.staging;
+    session.staging = null;
+    await staging?.cancel().catch(() => {});
   }
 
   async #ending<T>(session: UploadSession, action: () => Promise<T>): Promise<T> {
@@ -210,6 +312,24 @@ export class UploadSessions {
       return null;
     }
   }
+}
+
+/** Bytes queued for a streamed block before the client is slowed down (the request's own buffering comes on top). */
+const PART_BUFFER = 1024 * 1024;
+
+/** A chunk streaming into one staged block. */
+interface StagedPart {
+  readonly stream: PassThrough;
+  /** False once storage refused the block: the rest of the chunk only goes to the spool. */
+  ok: boolean;
+  /** Resolves when storage answered, either way. */
+  settled: Promise<void>;
+}
+
+/** Hands `chunk` to the streamed block, waiting while it is behind (or until it failed). */
+async function feed(part: StagedPart, chunk: Buffer): Promise<void> {
+  if (!part.ok || part.stream.write(chunk)) return;
+  await Promise.race([once(part.stream, 'drain').catch(() => {}), part.settled]);
 }
 
 function unknownUpload(id: string): RegistryError {
