@@ -166,7 +166,7 @@ export class DiskBlobCache {
           held = chunk;
           yield chunk;
         }
-      }, createWriteStream(temporary));
+      }, createWriteStream(temporary, { highWaterMark: 1024 * 1024 }));
       if (hasher.digest() !== digest.value) throw new Error(`cache fill of ${digest.value} does not match its digest`);
       if (held) await send(held);
       copy?.end();

@@ -29,8 +29,18 @@ export class RepositoryBlobs {
    * repository (`_layers`), or it is one of the repository's manifests.
    */
   async isLinked(name: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
-    if (await this.#store.stat(StoragePaths.layerLink(name, digest), signal)) return true;
-    return (await this.#store.stat(StoragePaths.manifestRevisionLink(name, digest), signal)) !== null;
+    // Both asked at once: a blob a client is about to push is in neither, and
+    // each answer is an Azure round trip (skopeo asks twice per layer). One
+    // link found is enough, even when the other could not be asked (Azure
+    // down, the node cache answering for the first).
+    const answers = await Promise.allSettled([
+      this.#store.stat(StoragePaths.layerLink(name, digest), signal),
+      this.#store.stat(StoragePaths.manifestRevisionLink(name, digest), signal),
+    ]);
+    if (answers.some((a) => a.status === 'fulfilled' && a.value !== null)) return true;
+    const failed = answers.find((a) => a.status === 'rejected');
+    if (failed) throw failed.reason;
+    return false;
   }
 
   /**
