@@ -166,15 +166,17 @@ export function registryTable(result: RegistryResult): string {
   const lines = [
     `Push and pull with skopeo of a ${result.image.MiB} MiB image (${result.image.layers} layers of random bytes), medians of ${result.rounds} rounds, seconds:`,
     '',
-    '| registry | push | pull, cold cache | pull, warm cache | push, cold pull ÷ floor |',
+    '| registry | push | pull, cold cache | pull, warm cache | push, cold pull ÷ floor (median of the rounds\' ratios) |',
     '|---|---:|---:|---:|---:|',
   ];
-  const floor = result.registries[FLOOR]?.median;
+  const floor = result.registries[FLOOR];
   const seconds = (value: number) => (Number.isNaN(value) ? '—' : value.toFixed(2));
+  // Each round's time over the same round's floor: the rounds are interleaved, so a
+  // round slowed down by the shared machine slows both (the ratio of medians would mix rounds).
+  const ratio = (times: readonly number[], floors: readonly number[]) => (times.length === 0 ? '—' : median(times.map((t, i) => t / floors[i])).toFixed(2));
   for (const [name, r] of Object.entries(result.registries)) {
-    const pullRatio = Number.isNaN(r.median.pullCold) ? '—' : (r.median.pullCold / floor!.pullCold).toFixed(2);
-    const ratio = floor && name !== FLOOR ? `${(r.median.push / floor.push).toFixed(2)}, ${pullRatio}` : '';
-    lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${seconds(r.median.pullCold)} | ${seconds(r.median.pullWarm)} | ${ratio} |`);
+    const ratios = floor && name !== FLOOR ? `${ratio(r.push, floor.push)}, ${ratio(r.pullCold, floor.pullCold)}` : '';
+    lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${seconds(r.median.pullCold)} | ${seconds(r.median.pullWarm)} | ${ratios} |`);
   }
   return lines.join('\n');
 }

@@ -198,7 +198,9 @@ export class UploadSessions {
       }
     }
     await this.#blobs.link(session.repository, digest);
-    await this.cancel(session);
+    // The spool's removal (tens of ms for a large layer) does not hold up the
+    // client's answer; what a crash leaves, the purge of expired uploads removes.
+    void this.cancel(session).catch(() => {});
   }
 
   /** Ends the session and removes its spool; its staged blocks were never committed, and Azure drops them. */
