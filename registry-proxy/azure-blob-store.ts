@@ -16,7 +16,8 @@
 // Every Azure failure other than "not found" becomes a BlobStoreError, which
 // the registry answers with 503; it never throws Azure's own errors upward.
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
 import { BlobSASPermissions, BlobServiceClient, newPipeline, StorageSharedKeyCredential, type BlockBlobClient, type ContainerClient, type RequestPolicyFactory, type StoragePipelineOptions } from '@azure/storage-blob';
 import { BlobStoreError, type BlobInfo, type BlobStore, type BlobWriter, type ByteRange, type DeleteBatchOptions, type StoredFile } from './blob-store.ts';
 import { BlobNaming } from './storage-paths.ts';
@@ -180,8 +181,8 @@ export class AzureBlobStore implements BlobStore {
 
 /** Sub-requests Azure accepts in one blob batch. */
 const AZURE_BATCH_LIMIT = 256;
-/** Azure's largest block. */
-const MAX_BLOCK_SIZE = 4000 * 1024 * 1024;
+/** Bytes queued for a streamed block before its writer waits for Azure to take them. */
+const STREAMED_BLOCK_BUFFER = 1024 * 1024;
 /** The largest source Copy Blob From URL takes. */
 const SYNC_COPY_LIMIT = 256 * 1024 * 1024;
 /** How long the read SAS of a copy's source is valid (the copy is one request). */
@@ -220,14 +221,55 @@ class BlockWriter implements BlobWriter {
     while (this.#pendingBytes >= this.#blockSize) await this.#stage(this.#takeBlock());
   }
 
+  /**
+   * Cuts `source` into blocks of blockSize and streams each into its Put Block
+   * as the bytes arrive, `concurrency` blocks in flight: nothing is buffered
+   * beyond the streams' own buffers, and Azure's work on a block it has
+   * received (it checksums every block) overlaps the next block's transfer.
+   */
   async writePart(size: number, source: Readable): Promise<void> {
-    if (size > MAX_BLOCK_SIZE) {
-      for await (const chunk of source) await this.write(chunk as Buffer);
-      return;
-    }
     await this.flush();
-    while (this.#inflight.size >= this.#concurrency) await Promise.race(this.#inflight);
+    let block: PassThrough | null = null;
+    let room = 0;
+    let remaining = size;
+    try {
+      for await (const data of source) {
+        let chunk = data as Buffer;
+        while (chunk.length > 0) {
+          if (!block) {
+            while (this.#inflight.size >= this.#concurrency) await Promise.race(this.#inflight);
+            this.#throwFailure();
+            room = Math.min(this.#blockSize, remaining);
+            remaining -= room;
+            if (room === 0) throw new BlobStoreError(`more than the ${size} bytes announced for ${this.#path}`);
+            block = new PassThrough({ highWaterMark: STREAMED_BLOCK_BUFFER });
+            block.on('error', () => {}); // the stage's failure is the one reported
+            this.#stageStream(block, room);
+          }
+          const piece = chunk.length <= room ? chunk : chunk.subarray(0, room);
+          chunk = chunk.subarray(piece.length);
+          room -= piece.length;
+          if (!block.write(piece)) await Promise.race([once(block, 'drain').catch(() => {}), ...this.#inflight]);
+          this.#throwFailure();
+          if (room === 0) {
+            block.end();
+            block = null;
+          }
+        }
+      }
+      if (block || remaining > 0) throw new BlobStoreError(`${size - remaining - room} of the ${size} bytes announced for ${this.#path} arrived`);
+    } catch (err) {
+      block?.destroy();
+      this.#failure ??= err;
+      await Promise.allSettled(this.#inflight);
+      throw storeError(`stage block of ${this.#path}`, err);
+    }
+    await Promise.all(this.#inflight);
     this.#throwFailure();
+  }
+
+  /** Stages `size` bytes that `stream` delivers as one block, in flight until Azure answers. */
+  #stageStream(stream: Readable, size: number): void {
     const id = this.#nextBlockId();
     this.size += size;
     // The SDK retries by calling the body factory again; a second try fails
@@ -237,14 +279,12 @@ class BlockWriter implements BlobWriter {
     const body = () => {
       if (sent) throw new BlobStoreError('its first try failed, and a streamed block cannot be sent twice');
       sent = true;
-      return source;
+      return stream;
     };
-    try {
-      await this.#blob.stageBlock(id, body, size, { abortSignal: this.#signal });
-    } catch (err) {
-      this.#failure ??= err;
-      throw storeError(`stage block of ${this.#path}`, err);
-    }
+    const staged: Promise<void> = this.#blob.stageBlock(id, body, size, { abortSignal: this.#signal })
+      .then(() => {}, (err: unknown) => { this.#failure ??= err; })
+      .finally(() => this.#inflight.delete(staged));
+    this.#inflight.add(staged);
   }
 
   async flush(): Promise<void> {

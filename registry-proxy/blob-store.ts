@@ -32,11 +32,11 @@ export interface BlobWriter {
   /** Appends bytes; resolves when the caller may write more (backpressure). The chunk may be kept until then. */
   write(chunk: Buffer): Promise<void>;
   /**
-   * Appends exactly `size` bytes read from `source` as they arrive, in one
-   * storage request where storage allows (nothing buffered here: the stream's
-   * own backpressure bounds memory). Resolves when they are stored; rejects,
-   * and fails the writer, when `source` ends short or storage refuses. Never
-   * retried: `source` cannot be read twice.
+   * Appends exactly `size` bytes read from `source`, sent on to storage as
+   * they arrive (nothing buffered here: the streams' own backpressure bounds
+   * memory). Resolves when they are stored; rejects, and fails the writer,
+   * when `source` ends short or runs long, or storage refuses. Never retried:
+   * `source` cannot be read twice.
    */
   writePart(size: number, source: Readable): Promise<void>;
   /** Sends on what is buffered, so nothing written waits in memory for more (a writer kept open between requests). */
