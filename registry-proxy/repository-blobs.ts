@@ -7,6 +7,7 @@ import { DigestHasher } from './content-digest.ts';
 import type { Digest } from './references.ts';
 import { RegistryError } from './registry-errors.ts';
 import { StoragePaths } from './storage-paths.ts';
+import { StreamedPart } from './streamed-part.ts';
 
 export class RepositoryBlobs {
   readonly #store: BlobStore;
@@ -104,18 +105,26 @@ export class RepositoryBlobs {
    * and commits only when the content matches `digest`; otherwise nothing
    * becomes visible and DIGEST_INVALID is thrown. When storage already holds
    * the blob (asked of storage, and renewed against garbage collection) the
-   * content is still verified, then dropped. Returns the size.
+   * content is still verified, then dropped. With the `length` of `source`
+   * known, the bytes stream on to storage with nothing buffered here (else in
+   * --block-size blocks). Returns the size.
    */
-  async storeVerified(digest: Digest, source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<number> {
+  async storeVerified(digest: Digest, source: AsyncIterable<Buffer>, signal?: AbortSignal, length: number | null = null): Promise<number> {
     const hasher = new DigestHasher(digest.algorithm);
     const existing = await this.renew(digest);
     const writer = existing ? null : this.#store.writer(StoragePaths.blobData(digest), signal);
+    const part = writer && length !== null && length > 0 ? new StreamedPart(writer, length) : null;
     try {
       for await (const chunk of source) {
         hasher.update(chunk);
-        if (writer) await writer.write(chunk);
+        if (part) await part.feed(chunk);
+        else if (writer) await writer.write(chunk);
+        if (part && !part.ok) throw part.failure;
       }
+      await part?.end(true);
+      if (part && !part.ok) throw part.failure;
     } catch (err) {
+      await part?.end(false);
       await writer?.cancel();
       throw err;
     }

@@ -32,7 +32,6 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Logger } from '../common/logger.ts';
 import type { BlobWriter } from './blob-store.ts';
@@ -40,6 +39,7 @@ import { DigestHasher } from './content-digest.ts';
 import type { Digest } from './references.ts';
 import { RegistryError } from './registry-errors.ts';
 import type { RepositoryBlobs } from './repository-blobs.ts';
+import { StreamedPart } from './streamed-part.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -147,7 +147,7 @@ export class UploadSessions {
         if (spool.errored) throw spool.errored;
         const full = !spool.write(chunk);
         session.hasher.update(chunk);
-        await Promise.all([full ? once(spool, 'drain') : null, part ? feed(part, chunk) : this.#stage(session, chunk)]);
+        await Promise.all([full ? once(spool, 'drain') : null, part ? part.feed(chunk) : this.#stage(session, chunk)]);
       }
       received = true;
       spool.end();
@@ -165,10 +165,11 @@ export class UploadSessions {
       spool.end();
       await spooled.catch(() => {});
       if (part) {
-        if (received) part.stream.end();
-        else part.stream.destroy(new Error('the chunk ended early'));
-        await part.settled;
-        if (!part.ok) await this.#dropStaging(session);
+        await part.end(received);
+        if (!part.ok) {
+          if (received) this.#log.warn({ component: 'uploads', upload: session.id, err: (part.failure as Error).message }, 'staging in storage failed; the upload completes from its spool');
+          await this.#dropStaging(session);
+        }
       } else if (session.staging) {
         await session.staging.flush().catch(() => this.#dropStaging(session));
       }
@@ -185,7 +186,7 @@ export class UploadSessions {
     if (finalChunk && session.size === 0) {
       // POST then PUT with the whole body: no reason to spool or stage it first.
       await this.#dropStaging(session);
-      await this.#ending(session, () => this.#blobs.storeVerified(digest, finalChunk, signal));
+      await this.#ending(session, () => this.#blobs.storeVerified(digest, finalChunk, signal, finalLength));
     } else {
       if (finalChunk) await this.append(session, finalChunk, finalLength);
       const computed = digest.algorithm === 'sha256' ? session.hasher.digest() : await this.#hashFile(session, digest);
@@ -194,7 +195,8 @@ export class UploadSessions {
         throw new RegistryError('DIGEST_INVALID', undefined, { detail: { expected: digest.value, computed } });
       }
       if (!(await this.#storeStaged(session, digest, signal))) {
-        await this.#blobs.storeVerified(digest, createReadStream(session.dataPath, { highWaterMark: 1024 * 1024 }), signal);
+        const spooled = (await stat(session.dataPath)).size;
+        await this.#blobs.storeVerified(digest, createReadStream(session.dataPath, { highWaterMark: 1024 * 1024 }), signal, spooled);
       }
     }
     await this.#blobs.link(session.repository, digest);
@@ -228,24 +230,15 @@ export class UploadSessions {
     return removed;
   }
 
-  /** A chunk of known length, streaming into one staged block as it arrives; null when it is not staged that way. */
-  async #startPart(session: UploadSession, length: number | null): Promise<StagedPart | null> {
+  /** A chunk of known length, streamed into staged blocks as it arrives; null when it is not staged that way. */
+  async #startPart(session: UploadSession, length: number | null): Promise<StreamedPart | null> {
     const staging = session.staging;
     if (!staging || length === null || length <= 0) return null;
     if (staging.size + length > this.#blobs.maxStagedSize) {
       await this.#dropStaging(session);
       return null;
     }
-    const stream = new PassThrough({ highWaterMark: PART_BUFFER });
-    // Its failure is storage's answer (settled below), never a crash of the process.
-    stream.on('error', () => {});
-    const part: StagedPart = { stream, ok: true, settled: Promise.resolve() };
-    part.settled = staging.writePart(length, stream).catch((err: unknown) => {
-      part.ok = false;
-      stream.destroy();
-      this.#log.warn({ component: 'uploads', upload: session.id, err: (err as Error).message }, 'staging in storage failed; the upload completes from its spool');
-    });
-    return part;
+    return new StreamedPart(staging, length);
   }
 
   /** Stages `chunk` too, unless staging was given up; a failure gives it up (the spool has the bytes). */
@@ -330,24 +323,6 @@ export class UploadSessions {
 
 /** Bytes of a chunk queued for the spool file before reading the request waits for the disk. */
 const SPOOL_BUFFER = 1024 * 1024;
-/** Bytes queued for a streamed block before the client is slowed down (the request's own buffering comes on top). */
-const PART_BUFFER = 1024 * 1024;
-
-/** A chunk streaming into one staged block. */
-interface StagedPart {
-  readonly stream: PassThrough;
-  /** False once storage refused the block: the rest of the chunk only goes to the spool. */
-  ok: boolean;
-  /** Resolves when storage answered, either way. */
-  settled: Promise<void>;
-}
-
-/** Hands `chunk` to the streamed block, waiting while it is behind (or until it failed). */
-async function feed(part: StagedPart, chunk: Buffer): Promise<void> {
-  if (!part.ok || part.stream.write(chunk)) return;
-  await Promise.race([once(part.stream, 'drain').catch(() => {}), part.settled]);
-}
-
 function unknownUpload(id: string): RegistryError {
   return new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { upload: id.slice(0, 100) } });
 }

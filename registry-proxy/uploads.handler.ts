@@ -26,7 +26,7 @@ export async function startUpload(ctx: RegistryContext, ex: Exchange): Promise<v
   const digestParam = ex.url.searchParams.get('digest');
   if (digestParam !== null) {
     const digest = parseDigest(digestParam);
-    await ctx.blobs.storeVerified(digest, ex.req, ex.signal);
+    await ctx.blobs.storeVerified(digest, ex.req, ex.signal, contentLength(ex));
     await ctx.blobs.link(ex.name, digest);
     created(ex, digest);
     return;
