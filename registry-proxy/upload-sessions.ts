@@ -55,6 +55,7 @@ export class UploadSession {
   /** The bytes so far, staged in storage as they arrived; null once staging was given up (see the module comment). */
   staging: BlobWriter | null = null;
   #queue: Promise<unknown> = Promise.resolve();
+  #spooled = 0;
 
   constructor(id: string, repository: string, startedAt: Date, dir: string) {
     this.id = id;
@@ -63,8 +64,17 @@ export class UploadSession {
     this.dir = dir;
   }
 
+  /**
+   * Bytes the spool holds: what a status reports, and what a restarted
+   * registry finds. The hash runs ahead of it while a chunk is being written.
+   */
   get size(): number {
-    return this.hasher.size;
+    return this.#spooled;
+  }
+
+  /** Counts bytes the spool file has taken. */
+  spooled(bytes: number): void {
+    this.#spooled += bytes;
   }
 
   get dataPath(): string {
@@ -145,7 +155,7 @@ export class UploadSessions {
     try {
       for await (const chunk of source) {
         if (spool.errored) throw spool.errored;
-        const full = !spool.write(chunk);
+        const full = !spool.write(chunk, (err) => { if (!err) session.spooled(chunk.length); });
         session.hasher.update(chunk);
         await Promise.all([full ? once(spool, 'drain') : null, part ? part.feed(chunk) : this.#stage(session, chunk)]);
       }
@@ -300,6 +310,7 @@ export class UploadSessions {
     if (typeof meta.repository !== 'string' || typeof meta.startedAt !== 'string') return null;
     const session = new UploadSession(id, meta.repository, new Date(meta.startedAt), dir);
     for await (const chunk of createReadStream(session.dataPath, { highWaterMark: 1024 * 1024 })) session.hasher.update(chunk as Buffer);
+    session.spooled(session.hasher.size);
     this.#log.info({ component: 'uploads', upload: id, repository: session.repository, size: session.size }, 'resumed upload from its spool');
     return session;
   }

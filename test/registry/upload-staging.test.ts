@@ -3,7 +3,8 @@
 // digest is verified it is copied to the digest's path inside Azure — the
 // blob is never written a second time by the registry. Nothing staged is
 // ever visible under a content address, a wrong digest stores nothing, and a
-// registry killed mid-chunk leaves nothing visible and resumes from its spool.
+// chunk cut short by the client stays staged, and a registry killed mid-chunk
+// leaves nothing visible and resumes from its spool.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -99,6 +100,25 @@ describe('upload staging', () => {
     assert.equal((await client.request('PUT', `${location}?digest=${digest}`)).status, 201);
     assert.equal(await copies(), copiesBefore + 1);
     const get = await client.request('GET', `/v2/staging/parts/blobs/${digest}`);
+    assert.ok(Buffer.from(await get.arrayBuffer()).equals(content));
+  });
+
+  it('keeps what a chunk cut short by the client staged, and completes the resumed upload with the copy', async () => {
+    const content = randomBytes(300_000);
+    const digest = sha256(content);
+    const location = await client.startUpload('staging/cut');
+    const staging = stagingPath('staging/cut', location);
+    const patch = openPatch(location, { 'Transfer-Encoding': 'chunked' });
+    patch.write(content.subarray(0, 120_000));
+    await waitFor(async () => (await client.request('GET', location)).headers.get('range') === '0-119999', { timeout: 10_000, what: 'the first bytes to reach the registry' });
+    patch.destroy();
+    await waitFor(async () => (await stagedBytes(staging)) === 120_000, { timeout: 5000, what: 'the bytes that arrived to be staged' });
+    const rest = await client.request('PATCH', location, { headers: { 'Content-Range': '120000-299999' }, body: content.subarray(120_000) });
+    assert.equal(rest.status, 202);
+    const copiesBefore = await copies();
+    assert.equal((await client.request('PUT', `${location}?digest=${digest}`)).status, 201);
+    assert.equal(await copies(), copiesBefore + 1, 'completed from the staged blob, not from the spool');
+    const get = await client.request('GET', `/v2/staging/cut/blobs/${digest}`);
     assert.ok(Buffer.from(await get.arrayBuffer()).equals(content));
   });
 
