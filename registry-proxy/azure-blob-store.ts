@@ -118,10 +118,9 @@ export class AzureBlobStore implements BlobStore {
       await this.#blob(destination).syncCopyFromURL(url, { abortSignal: signal });
       return true;
     } catch (err) {
-      // The source is missing (CannotVerifyCopySource carries the source's 404) or too big for a synchronous copy.
+      // The source is missing (Azure names it CannotVerifyCopySource, with the source's 404).
       const status = (err as { statusCode?: number }).statusCode;
-      const code = (err as { code?: string }).code;
-      if (status === 404 || code === 'CannotVerifyCopySource' || code === 'BlobTooLarge' || code === 'InvalidHeaderValue') return false;
+      if (status === 404 || (err as { code?: string }).code === 'CannotVerifyCopySource') return false;
       throw storeError(`copy ${source} to ${destination}`, err);
     }
   }

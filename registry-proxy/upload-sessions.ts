@@ -138,10 +138,10 @@ export class UploadSessions {
 
   /**
    * Appends a chunk to the spool and to the staging blob, hashing as it goes.
-   * A chunk of known `length` streams to storage as one block, with nothing
-   * buffered here; one of unknown length goes in blocks of --block-size.
-   * Bytes received before a client disconnects are kept (on disk; the staging
-   * is given up if it cannot tell where they end).
+   * A chunk of known `length` streams into staged blocks as it arrives, with
+   * nothing buffered here; one of unknown length is gathered into blocks of
+   * --block-size. Bytes received before a client disconnects are kept (on
+   * disk; a streamed block cut short gives the staging up).
    */
   async append(session: UploadSession, source: AsyncIterable<Buffer>, length: number | null = null): Promise<void> {
     // Writes queue up to SPOOL_BUFFER instead of each chunk waiting for its own
@@ -334,6 +334,7 @@ export class UploadSessions {
 
 /** Bytes of a chunk queued for the spool file before reading the request waits for the disk. */
 const SPOOL_BUFFER = 1024 * 1024;
+
 function unknownUpload(id: string): RegistryError {
   return new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { upload: id.slice(0, 100) } });
 }
