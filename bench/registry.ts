@@ -12,9 +12,14 @@
 // bench never drops the page cache (other work shares the machine).
 //
 // The floor: the same blob files uploaded to the same Azurite with a plain
-// @azure/storage-blob `uploadFile` (all at once, as skopeo sends layers) and
-// downloaded back into files with `downloadToFile`: what moving these bytes
-// through Azurite costs with no registry in between.
+// @azure/storage-blob `uploadFile` and downloaded back into files with
+// `downloadToFile`: what moving these bytes through Azurite costs with no
+// registry in between, in the order skopeo moves them — it pushes layers one
+// after another (POST, PATCH, PUT per layer, never two at once) and pulls them
+// all at once. So the floor uploads one file after another and downloads all
+// at once; the registry cannot overlap layers the client sends in turn. A
+// second row uploads all files at once, for reference (what a client pushing
+// layers in parallel could reach).
 //
 // `node bench/registry.ts [rounds]` runs this scenario alone (default 3 rounds).
 import { randomBytes } from 'node:crypto';
@@ -41,8 +46,10 @@ export interface RegistryResult {
   readonly registries: Record<string, RegistryTimes & { readonly median: { push: number; pullCold: number; pullWarm: number } }>;
 }
 
-/** The row of the plain SDK upload and download (not a registry). */
-export const FLOOR = 'floor: @azure/storage-blob on Azurite';
+/** The row of the plain SDK upload and download (not a registry), in skopeo's order: the ratios are against it. */
+export const FLOOR = 'floor: @azure/storage-blob on Azurite, push one layer after another';
+/** The plain SDK upload of all layers at once (push only). */
+export const FLOOR_PARALLEL = 'floor, push all layers at once';
 
 const TAG = 'v1';
 const LAYERS = 4;
@@ -65,7 +72,7 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
     const targets: Target[] = [await tugTarget(azurite, work), await distributionTarget(work)];
     for (const t of targets) closers.push(() => t.close());
 
-    const times = new Map<string, { push: number[]; pullCold: number[]; pullWarm: number[] }>([FLOOR, ...targets.map((t) => t.name)].map((name) => [name, { push: [], pullCold: [], pullWarm: [] }]));
+    const times = new Map<string, { push: number[]; pullCold: number[]; pullWarm: number[] }>([FLOOR, FLOOR_PARALLEL, ...targets.map((t) => t.name)].map((name) => [name, { push: [], pullCold: [], pullWarm: [] }]));
     const floorContainer = azurite.container('floor');
     await floorContainer.createIfNotExists();
     for (let round = 0; round < rounds; round++) {
@@ -79,10 +86,13 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
       const files = await readdir(blobs);
       const downloads = join(work, `floor-${round}`);
       await mkdir(downloads, { recursive: true });
-      floor.push.push(await timed(() => Promise.all(files.map((f) => floorContainer.getBlockBlobClient(`${round}/${f}`).uploadFile(join(blobs, f))))));
+      const parallel = times.get(FLOOR_PARALLEL)!;
+      const upload = (f: string, prefix: string) => floorContainer.getBlockBlobClient(`${prefix}/${f}`).uploadFile(join(blobs, f));
+      floor.push.push(await timed(async () => { for (const f of files) await upload(f, `${round}`); }));
+      parallel.push.push(await timed(() => Promise.all(files.map((f) => upload(f, `${round}-parallel`)))));
       floor.pullCold.push(await timed(() => Promise.all(files.map((f) => floorContainer.getBlockBlobClient(`${round}/${f}`).downloadToFile(join(downloads, f))))));
       await rm(downloads, { recursive: true, force: true });
-      progress(`  registry round ${round + 1}/${rounds} floor: upload ${floor.push.at(-1)!.toFixed(2)} s, download ${floor.pullCold.at(-1)!.toFixed(2)} s`);
+      progress(`  registry round ${round + 1}/${rounds} floor: upload ${floor.push.at(-1)!.toFixed(2)} s (all at once ${parallel.push.at(-1)!.toFixed(2)} s), download ${floor.pullCold.at(-1)!.toFixed(2)} s`);
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
         const reference = `docker://${target.host()}/bench/image-${round}:${TAG}`;
@@ -105,7 +115,8 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
       await rm(layout, { recursive: true, force: true });
     }
     const registries: RegistryResult['registries'] = {};
-    for (const [name, t] of times) registries[name] = { ...t, median: { push: median(t.push), pullCold: median(t.pullCold), pullWarm: t.pullWarm.length > 0 ? median(t.pullWarm) : NaN } };
+    const medianOrNaN = (values: number[]) => (values.length > 0 ? median(values) : NaN);
+    for (const [name, t] of times) registries[name] = { ...t, median: { push: median(t.push), pullCold: medianOrNaN(t.pullCold), pullWarm: medianOrNaN(t.pullWarm) } };
     return { image: { layers: LAYERS, MiB: (LAYERS * LAYER_BYTES) / 2 ** 20 }, rounds, registries };
   } finally {
     for (const close of closers.reverse()) await close().catch(() => {});
@@ -155,14 +166,17 @@ export function registryTable(result: RegistryResult): string {
   const lines = [
     `Push and pull with skopeo of a ${result.image.MiB} MiB image (${result.image.layers} layers of random bytes), medians of ${result.rounds} rounds, seconds:`,
     '',
-    '| registry | push | pull, cold cache | pull, warm cache | push, cold pull ÷ floor |',
+    '| registry | push | pull, cold cache | pull, warm cache | push, cold pull ÷ floor (median of the rounds\' ratios) |',
     '|---|---:|---:|---:|---:|',
   ];
-  const floor = result.registries[FLOOR]?.median;
+  const floor = result.registries[FLOOR];
+  const seconds = (value: number) => (Number.isNaN(value) ? '—' : value.toFixed(2));
+  // Each round's time over the same round's floor: the rounds are interleaved, so a
+  // round slowed down by the shared machine slows both (the ratio of medians would mix rounds).
+  const ratio = (times: readonly number[], floors: readonly number[]) => (times.length === 0 ? '—' : median(times.map((t, i) => t / floors[i])).toFixed(2));
   for (const [name, r] of Object.entries(result.registries)) {
-    const ratio = floor && name !== FLOOR ? `${(r.median.push / floor.push).toFixed(2)}, ${(r.median.pullCold / floor.pullCold).toFixed(2)}` : '';
-    const warm = Number.isNaN(r.median.pullWarm) ? '—' : r.median.pullWarm.toFixed(2);
-    lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${r.median.pullCold.toFixed(2)} | ${warm} | ${ratio} |`);
+    const ratios = floor && name !== FLOOR ? `${ratio(r.push, floor.push)}, ${ratio(r.pullCold, floor.pullCold)}` : '';
+    lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${seconds(r.median.pullCold)} | ${seconds(r.median.pullWarm)} | ${ratios} |`);
   }
   return lines.join('\n');
 }

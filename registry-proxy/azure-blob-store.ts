@@ -1,16 +1,22 @@
 // The BlobStore on Azure Blob Storage (@azure/storage-blob). Objects are
-// BlockBlobs; a writer stages blocks directly at its final path and commits
-// the block list there, so there is no AppendBlob and no server-side copy
-// (the failures of distribution#3935). Until the commit, staged blocks are
-// invisible (a blob with only uncommitted blocks does not exist for reads or
-// listings) and Azure discards them after a week; that is what cancel relies on.
+// BlockBlobs, written by a BlockWriter (azure-block-writer.ts): blocks staged,
+// then one block list committed; no AppendBlob.
 //
-// Every Azure failure other than "not found" becomes a BlobStoreError, which
-// the registry answers with 503; it never throws Azure's own errors upward.
-import { randomUUID } from 'node:crypto';
+// copy() is Copy Blob From URL (x-ms-requires-sync): one request that returns
+// when the destination is complete, so a copy is never seen half done — unlike
+// the asynchronous Copy Blob whose polling broke distribution's driver
+// (distribution#3935). Azure takes it for sources up to 256 MiB, authorised by
+// a short-lived read SAS signed with the account key (or the connection
+// string's own SAS). Azurite implements it; it does not implement Put Block
+// From URL, which would lift the size limit.
+//
+// Every Azure failure other than "not found" becomes a BlobStoreError
+// (azure-store-errors.ts), which the registry answers with 503.
 import type { Readable } from 'node:stream';
-import { BlobServiceClient, newPipeline, type BlockBlobClient, type ContainerClient, type RequestPolicyFactory, type StoragePipelineOptions } from '@azure/storage-blob';
+import { BlobSASPermissions, BlobServiceClient, newPipeline, StorageSharedKeyCredential, type BlockBlobClient, type ContainerClient, type RequestPolicyFactory, type StoragePipelineOptions } from '@azure/storage-blob';
 import { BlobStoreError, type BlobInfo, type BlobStore, type BlobWriter, type ByteRange, type DeleteBatchOptions, type StoredFile } from './blob-store.ts';
+import { BlockWriter } from './azure-block-writer.ts';
+import { storeError, wrap, wrapNotFound } from './azure-store-errors.ts';
 import { BlobNaming } from './storage-paths.ts';
 
 export interface AzureBlobStoreOptions {
@@ -98,6 +104,24 @@ export class AzureBlobStore implements BlobStore {
     return new BlockWriter(this.#blob(path), path, this.#blockSize, this.#blockConcurrency, signal);
   }
 
+  readonly maxCopySize = SYNC_COPY_LIMIT;
+
+  async copy(source: string, destination: string, signal?: AbortSignal): Promise<boolean> {
+    const from = this.#blob(source);
+    const url = from.credential instanceof StorageSharedKeyCredential
+      ? await from.generateSasUrl({ permissions: BlobSASPermissions.parse('r'), expiresOn: new Date(Date.now() + COPY_SAS_LIFETIME_MS) })
+      : from.url;
+    try {
+      await this.#blob(destination).syncCopyFromURL(url, { abortSignal: signal });
+      return true;
+    } catch (err) {
+      // The source is missing (Azure names it CannotVerifyCopySource, with the source's 404).
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 404 || (err as { code?: string }).code === 'CannotVerifyCopySource') return false;
+      throw storeError(`copy ${source} to ${destination}`, err);
+    }
+  }
+
   async list(dir: string): Promise<string[]> {
     const prefix = `${this.#naming.blobName(dir)}/`;
     return wrap(`list ${dir}`, async () => {
@@ -153,125 +177,7 @@ export class AzureBlobStore implements BlobStore {
 
 /** Sub-requests Azure accepts in one blob batch. */
 const AZURE_BATCH_LIMIT = 256;
-
-/** Stages blocks at the final path as bytes arrive, `concurrency` at a time; commits the block list at the end. */
-class BlockWriter implements BlobWriter {
-  readonly #blob: BlockBlobClient;
-  readonly #path: string;
-  readonly #blockSize: number;
-  readonly #concurrency: number;
-  readonly #signal: AbortSignal | undefined;
-  /** Unique per writer, so two uploads of the same content to the same path never mix blocks; fixed length, as Azure requires. */
-  readonly #idPrefix = randomUUID();
-  readonly #ids: string[] = [];
-  readonly #inflight = new Set<Promise<void>>();
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #failure: unknown = null;
-  #state: 'open' | 'committed' | 'cancelled' = 'open';
-  size = 0;
-
-  constructor(blob: BlockBlobClient, path: string, blockSize: number, concurrency: number, signal: AbortSignal | undefined) {
-    this.#blob = blob;
-    this.#path = path;
-    this.#blockSize = blockSize;
-    this.#concurrency = concurrency;
-    this.#signal = signal;
-  }
-
-  async write(chunk: Buffer): Promise<void> {
-    this.#checkOpen();
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    this.size += chunk.length;
-    while (this.#pendingBytes >= this.#blockSize) await this.#stage(this.#takeBlock());
-  }
-
-  async commit(): Promise<void> {
-    this.#checkOpen();
-    if (this.#pendingBytes > 0) await this.#stage(this.#takeBlock());
-    await Promise.all(this.#inflight);
-    this.#throwFailure();
-    this.#state = 'committed';
-    try {
-      await this.#blob.commitBlockList(this.#ids, {
-        blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
-        abortSignal: this.#signal,
-      });
-    } catch (err) {
-      // Content-addressed paths: a concurrent upload of the same content may have
-      // committed first, which discards our uncommitted blocks. Its bytes are ours.
-      const existing = await this.#blob.getProperties().catch(() => null);
-      if (existing?.contentLength === this.size) return;
-      throw storeError(`commit ${this.#path}`, err);
-    }
-  }
-
-  async cancel(): Promise<void> {
-    if (this.#state !== 'open') return;
-    this.#state = 'cancelled';
-    this.#pending = [];
-    // Staged blocks cannot be deleted without deleting the blob (which may be a
-    // committed one); they are invisible and Azure drops them after a week.
-    await Promise.allSettled(this.#inflight);
-  }
-
-  #checkOpen(): void {
-    if (this.#state !== 'open') throw new BlobStoreError(`writer for ${this.#path} is ${this.#state}`);
-    this.#throwFailure();
-  }
-
-  #throwFailure(): void {
-    if (this.#failure !== null) throw storeError(`stage block of ${this.#path}`, this.#failure);
-  }
-
-  #takeBlock(): Buffer {
-    const all = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending, this.#pendingBytes);
-    const block = all.length > this.#blockSize ? all.subarray(0, this.#blockSize) : all;
-    // Copied, so the staged block's memory is not kept alive by the few bytes that follow it.
-    const rest = Buffer.from(all.subarray(block.length));
-    this.#pending = rest.length > 0 ? [rest] : [];
-    this.#pendingBytes = rest.length;
-    return block;
-  }
-
-  async #stage(block: Buffer): Promise<void> {
-    while (this.#inflight.size >= this.#concurrency) await Promise.race(this.#inflight);
-    this.#throwFailure();
-    const id = Buffer.from(`${this.#idPrefix}-${String(this.#ids.length).padStart(6, '0')}`).toString('base64');
-    this.#ids.push(id);
-    const staged: Promise<void> = this.#blob.stageBlock(id, block, block.length, { abortSignal: this.#signal })
-      .then(() => {}, (err: unknown) => { this.#failure ??= err; })
-      .finally(() => this.#inflight.delete(staged));
-    this.#inflight.add(staged);
-  }
-}
-
-function isNotFound(err: unknown): boolean {
-  return (err as { statusCode?: number }).statusCode === 404;
-}
-
-function storeError(what: string, err: unknown): BlobStoreError {
-  if (err instanceof BlobStoreError) return err;
-  const status = (err as { statusCode?: number }).statusCode;
-  const code = (err as { code?: string }).code;
-  const reason = [status, code, (err as Error).message?.split('\n')[0]].filter(Boolean).join(' ');
-  return new BlobStoreError(`azure: ${what}: ${reason}`, { cause: err });
-}
-
-async function wrap<T>(what: string, action: () => Promise<T>): Promise<T> {
-  try {
-    return await action();
-  } catch (err) {
-    throw storeError(what, err);
-  }
-}
-
-async function wrapNotFound<T>(what: string, action: () => Promise<T>): Promise<T | null> {
-  try {
-    return await action();
-  } catch (err) {
-    if (isNotFound(err)) return null;
-    throw storeError(what, err);
-  }
-}
+/** The largest source Copy Blob From URL takes. */
+const SYNC_COPY_LIMIT = 256 * 1024 * 1024;
+/** How long the read SAS of a copy's source is valid (the copy is one request). */
+const COPY_SAS_LIFETIME_MS = 60 * 60_000;

@@ -8,7 +8,7 @@ import type { RequestPolicy, RequestPolicyFactory, WebResource } from '@azure/st
 export type AzureOperationObserver = (operation: string, outcome: 'ok' | 'not_found' | 'error', seconds: number) => void;
 
 /** The Blob service operation a request is, from its method and `comp`/`restype` query. */
-export function azureOperation(method: string, url: string): string {
+export function azureOperation(method: string, url: string, copySource = false): string {
   const query = new URL(url).searchParams;
   const comp = query.get('comp');
   const container = query.get('restype') === 'container';
@@ -21,6 +21,8 @@ export function azureOperation(method: string, url: string): string {
     case 'PUT':
       if (comp === 'block') return 'stage_block';
       if (comp === 'blocklist') return 'commit_block_list';
+      if (comp === 'metadata') return 'set_metadata';
+      if (copySource) return 'copy';
       return container ? 'create_container' : 'upload';
     case 'DELETE': return container ? 'delete_container' : 'delete';
     case 'POST': return comp === 'batch' ? 'batch' : 'other';
@@ -33,7 +35,7 @@ export function azureOperationMetrics(observe: AzureOperationObserver): RequestP
     create(next: RequestPolicy): RequestPolicy {
       return {
         async sendRequest(request: WebResource) {
-          const operation = azureOperation(request.method, request.url);
+          const operation = azureOperation(request.method, request.url, request.headers.contains('x-ms-copy-source'));
           const started = performance.now();
           try {
             const response = await next.sendRequest(request);

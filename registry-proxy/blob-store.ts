@@ -31,6 +31,16 @@ export interface BlobWriter {
   readonly size: number;
   /** Appends bytes; resolves when the caller may write more (backpressure). The chunk may be kept until then. */
   write(chunk: Buffer): Promise<void>;
+  /**
+   * Appends exactly `size` bytes read from `source`, sent on to storage as
+   * they arrive (nothing buffered here: the streams' own backpressure bounds
+   * memory). Resolves when they are stored; rejects, and fails the writer,
+   * when `source` ends short or runs long, or storage refuses. Never retried:
+   * `source` cannot be read twice.
+   */
+  writePart(size: number, source: Readable): Promise<void>;
+  /** Sends on what is buffered, so nothing written waits in memory for more (a writer kept open between requests). */
+  flush(): Promise<void>;
   /** Makes everything written visible at the path, atomically. */
   commit(): Promise<void>;
   /** Abandons what was written; the path is left as it was. */
@@ -48,6 +58,15 @@ export interface BlobStore {
   read(path: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable | null>;
   /** A writer whose bytes appear at `path` only on commit(). */
   writer(path: string, signal?: AbortSignal): BlobWriter;
+  /** The largest object copy() takes. */
+  readonly maxCopySize: number;
+  /**
+   * Copies the object at `source` to `destination` inside storage, without
+   * its bytes passing through the registry; the destination appears whole or
+   * not at all. False when there is nothing at `source` or storage cannot
+   * copy it (then the caller writes the bytes itself).
+   */
+  copy(source: string, destination: string, signal?: AbortSignal): Promise<boolean>;
   /** Names of the direct children (objects and directories) of `dir`, sorted; [] when none. */
   list(dir: string): Promise<string[]>;
   /** Every object below `dir`, in name order. */

@@ -25,6 +25,15 @@ import { tryParseDigest, type Digest } from './references.ts';
 const MEMBERSHIP_FRESH_MS = 60_000;
 /** Links remembered at most (oldest forgotten first); about 200 bytes each. */
 const MAX_REMEMBERED = 100_000;
+/**
+ * How long a blob's size, just read from Azure by stat, serves the read that
+ * follows it (a GET asks stat for its headers, then reads): one Azure request
+ * less before the first byte of a cold pull. Blob data never changes; a blob
+ * gc deletes within this window fails the read as it would a moment later.
+ */
+const BLOB_STAT_REUSE_MS = 5_000;
+/** Blob sizes kept for that (the newest; about 150 bytes each). */
+const MAX_BLOB_STATS = 1_000;
 /** Small objects read whole (manifests) are cached on disk too, up to this size. */
 const MAX_CACHED_CONTENT = 4 * 1024 * 1024;
 
@@ -41,6 +50,7 @@ export class CachingBlobStore implements BlobStore {
   readonly #inner: BlobStore;
   readonly #cache: DiskBlobCache;
   readonly #links = new Map<string, Remembered>();
+  readonly #blobStats = new Map<string, { readonly info: BlobInfo; readonly at: number }>();
 
   constructor(inner: BlobStore, cache: DiskBlobCache) {
     this.#inner = inner;
@@ -49,7 +59,7 @@ export class CachingBlobStore implements BlobStore {
 
   async stat(path: string, signal?: AbortSignal): Promise<BlobInfo | null> {
     const digest = this.#blobDigest(path);
-    if (digest) return this.#cache.lookup(digest) ?? this.#inner.stat(path, signal);
+    if (digest) return this.#cache.lookup(digest) ?? this.#statBlob(path, signal);
     const known = this.#links.get(path);
     if (known && MEMBERSHIP_LINK.test(path) && Date.now() - known.seenAt < MEMBERSHIP_FRESH_MS) return known.info;
     try {
@@ -88,7 +98,7 @@ export class CachingBlobStore implements BlobStore {
     if (!digest) return this.#inner.read(path, range, signal);
     const cached = await this.#cache.open(digest, range);
     if (cached) return cached;
-    const info = await this.#inner.stat(path, signal);
+    const info = this.#recentBlobStat(path) ?? await this.#inner.stat(path, signal);
     if (!info) return null;
     // A whole blob streams to the client while it fills the cache: one Azure read, no wait for the fill.
     const teed = range ? null : this.#cache.fillWhileReading(digest, info.size, () => this.#inner.read(path));
@@ -104,6 +114,15 @@ export class CachingBlobStore implements BlobStore {
 
   writer(path: string, signal?: AbortSignal): BlobWriter {
     return this.#inner.writer(path, signal);
+  }
+
+  get maxCopySize(): number {
+    return this.#inner.maxCopySize;
+  }
+
+  /** Storage's own copy; a destination under blobs/ is filled into the cache on its first read, as any blob. */
+  copy(source: string, destination: string, signal?: AbortSignal): Promise<boolean> {
+    return this.#inner.copy(source, destination, signal);
   }
 
   list(dir: string): Promise<string[]> {
@@ -130,6 +149,21 @@ export class CachingBlobStore implements BlobStore {
     const removed = await this.#inner.deleteBatch(paths, options);
     for (const path of removed) this.#links.delete(path);
     return removed;
+  }
+
+  async #statBlob(path: string, signal?: AbortSignal): Promise<BlobInfo | null> {
+    const info = await this.#inner.stat(path, signal);
+    if (info) {
+      if (this.#blobStats.size >= MAX_BLOB_STATS) this.#blobStats.delete(this.#blobStats.keys().next().value!);
+      this.#blobStats.set(path, { info, at: Date.now() });
+    }
+    return info;
+  }
+
+  #recentBlobStat(path: string): BlobInfo | null {
+    const seen = this.#blobStats.get(path);
+    this.#blobStats.delete(path);
+    return seen && Date.now() - seen.at < BLOB_STAT_REUSE_MS ? seen.info : null;
   }
 
   async #blobContent(path: string, digest: Digest, signal?: AbortSignal): Promise<Buffer | null> {

@@ -139,9 +139,13 @@ export class DiskBlobCache {
     const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
     const fill = this.#fill(digest, source, copy).finally(() => this.#fills.delete(digest.value));
     this.#fills.set(digest.value, fill);
+    // Once every verified byte was handed over (ended), the reader's answer is
+    // complete whatever becomes of the cache entry.
     fill.then((entry) => {
-      if (!entry) copy.destroy(new Error(`blob ${digest.value} vanished from storage`));
-    }, (err: unknown) => copy.destroy(err as Error));
+      if (!entry && !copy.writableEnded) copy.destroy(new Error(`blob ${digest.value} vanished from storage`));
+    }, (err: unknown) => {
+      if (!copy.writableEnded) copy.destroy(err as Error);
+    });
     return copy;
   }
 
@@ -166,19 +170,28 @@ export class DiskBlobCache {
           held = chunk;
           yield chunk;
         }
-      }, createWriteStream(temporary));
+      }, createWriteStream(temporary, { highWaterMark: 1024 * 1024 }));
       if (hasher.digest() !== digest.value) throw new Error(`cache fill of ${digest.value} does not match its digest`);
-      if (held) await send(held);
-      copy?.end();
-      await rename(temporary, final);
     } catch (err) {
       await rm(temporary, { force: true });
       throw err;
     }
+    // Cached before the reader gets its last byte, so its next request finds
+    // the blob here; a failure to keep it costs the cache, never the reader.
+    const kept = await rename(temporary, final).then(() => true, async (err: unknown) => {
+      this.#log.warn({ digest: digest.value, err: (err as Error).message }, 'cache fill not kept');
+      await rm(temporary, { force: true });
+      return false;
+    });
     const entry = { size: hasher.size, modified: new Date() };
-    this.#entries.set(digest.value, entry);
-    this.#bytes += entry.size;
-    this.#log.info({ digest: digest.value, size: entry.size }, 'cache fill');
+    if (kept) {
+      this.#entries.set(digest.value, entry);
+      this.#bytes += entry.size;
+      this.#log.info({ digest: digest.value, size: entry.size }, 'cache fill');
+    }
+    if (held) await send(held);
+    copy?.end();
+    if (!kept) throw new Error(`cache fill of ${digest.value} could not be kept`);
     await this.#evict();
     return entry;
   }

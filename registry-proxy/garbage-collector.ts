@@ -16,6 +16,11 @@
 // a push reuses is either renewed first (the delete is refused) or deleted
 // first (the push's renewal fails and it writes the blob again, or answers
 // MANIFEST_BLOB_UNKNOWN): a push completes with everything stored, or fails.
+//
+// Upload state under `_uploads/` (what a registry node staged for an upload
+// and could not remove, because it died; distribution's upload state) is
+// deleted once unmodified for longer than --upload-expiry, the age at which
+// the registry gives up an unfinished upload itself.
 import type { Logger } from '../common/logger.ts';
 import type { BlobStore, StoredFile } from './blob-store.ts';
 import { silentProgress, type GcProgress } from './gc-progress.ts';
@@ -31,6 +36,8 @@ export interface GarbageCollectionOptions {
   readonly batchSize: number;
   /** Delete batches in flight at once. */
   readonly concurrency: number;
+  /** Upload state unmodified for longer than this is deleted. */
+  readonly uploadExpiry: number;
   /** Where to say how far it got (nothing by default). */
   readonly progress?: GcProgress;
 }
@@ -44,6 +51,8 @@ export interface GarbageCollectionReport {
   readonly blobsRenewed: number;
   readonly bytesDeleted: number;
   readonly linksDeleted: number;
+  /** Objects of abandoned uploads (below `_uploads/`) deleted (with --dry-run: that would be). */
+  readonly uploadsDeleted: number;
   /** The blob paths deleted (with --dry-run: that would be deleted). */
   readonly deleted: readonly string[];
 }
@@ -51,6 +60,8 @@ export interface GarbageCollectionReport {
 /** Manifests read at once while marking (small reads; latency, not bandwidth, bounds them). */
 const MANIFEST_READERS = 16;
 const BLOB_DATA = /\/blobs\/([a-z0-9]+)\/[0-9a-f]{2}\/([0-9a-f]+)\/data$/;
+/** `/<name>/_uploads/<id>/…` below repositories/. */
+const UPLOAD_STATE = /^\/.+?\/_uploads\/[^/]+\/.+$/;
 /** `/<name>/_layers|_manifests/revisions/<algorithm>/<hex>/link` below repositories/. */
 const REPOSITORY_LINK = /^\/(.+?)\/(_layers|_manifests\/revisions)\/([a-z0-9]+)\/([0-9a-f]+)\/link$/;
 
@@ -65,13 +76,20 @@ export async function collectGarbage(store: BlobStore, options: GarbageCollectio
   const layerLinks = new Map<string, string[]>(); // digest → its _layers link paths
   const revisions: { name: string; digest: Digest }[] = [];
   const repositories = new Set<string>();
+  const uploadsCutOff = started - options.uploadExpiry;
+  const staleUploads: string[] = [];
 
   // One listing of every link of every repository (including repositories
   // that have layers but no manifest yet, which the catalog does not show).
   progress.phase('listing repository links');
   for await (const file of store.walk(StoragePaths.repositoriesRoot)) {
     progress.advance();
-    const match = REPOSITORY_LINK.exec(file.path.slice(StoragePaths.repositoriesRoot.length));
+    const relative = file.path.slice(StoragePaths.repositoriesRoot.length);
+    if (UPLOAD_STATE.test(relative)) {
+      if (file.modified.getTime() < uploadsCutOff) staleUploads.push(file.path);
+      continue;
+    }
+    const match = REPOSITORY_LINK.exec(relative);
     const digest = match ? tryParseDigest(`${match[3]}:${match[4]}`) : null;
     if (!match || !digest) continue;
     repositories.add(match[1]);
@@ -125,7 +143,7 @@ export async function collectGarbage(store: BlobStore, options: GarbageCollectio
   const summary = { repositories: repositories.size, manifests: revisions.length, blobsKept };
   if (options.dryRun) {
     const paths = doomed.map((f) => f.path);
-    return { ...summary, blobsDeleted: doomed.length, blobsRenewed: 0, bytesDeleted: doomed.reduce((sum, f) => sum + f.size, 0), linksDeleted: linksOf(paths).length, deleted: paths };
+    return { ...summary, blobsDeleted: doomed.length, blobsRenewed: 0, bytesDeleted: doomed.reduce((sum, f) => sum + f.size, 0), linksDeleted: linksOf(paths).length, uploadsDeleted: staleUploads.length, deleted: paths };
   }
   // Blob data first: a link without its blob reads as "unknown", never as corrupt.
   // Only the links of blobs really deleted go: a blob a push renewed keeps its links.
@@ -136,6 +154,9 @@ export async function collectGarbage(store: BlobStore, options: GarbageCollectio
   progress.phase('deleting their repository links', links.length);
   const linksDeleted = (await deleteInBatches(store, links, unmodifiedSince, options, progress)).length;
   progress.end();
+  progress.phase('deleting abandoned uploads', staleUploads.length);
+  const uploadsDeleted = (await deleteInBatches(store, staleUploads, new Date(Math.floor(uploadsCutOff / 1000) * 1000 - 1000), options, progress)).length;
+  progress.end();
   const report = {
     ...summary,
     blobsKept: blobsKept + doomed.length - deleted.size,
@@ -143,6 +164,7 @@ export async function collectGarbage(store: BlobStore, options: GarbageCollectio
     blobsRenewed: doomed.length - deleted.size,
     bytesDeleted: doomed.reduce((sum, f) => sum + (deleted.has(f.path) ? f.size : 0), 0),
     linksDeleted,
+    uploadsDeleted,
     deleted: doomed.filter((f) => deleted.has(f.path)).map((f) => f.path),
   };
   log.info({ ...report, deleted: undefined, ms: Date.now() - started }, 'garbage collected');

@@ -11,6 +11,7 @@ export interface GcConfig extends StorageOptions {
   readonly dryRun: boolean;
   readonly gracePeriod: number;
   readonly deleteConcurrency: number;
+  readonly uploadExpiry: number;
   readonly logLevel: LogLevel;
 }
 
@@ -22,6 +23,7 @@ export const gcOptions = {
   dryRun: { flags: '--dry-run', env: 'TUG_REGISTRY_GC_DRY_RUN', default: undefined, description: 'list what would be deleted and delete nothing' },
   gracePeriod: { flags: '--grace-period <duration>', env: 'TUG_REGISTRY_GC_GRACE_PERIOD', default: '1h', description: 'blobs, manifests and links younger than this are never deleted (a push must finish within it)' },
   deleteConcurrency: { flags: '--delete-concurrency <n>', env: 'TUG_REGISTRY_GC_DELETE_CONCURRENCY', default: '4', description: 'delete batches (up to 256 blobs each) in flight at once' },
+  uploadExpiry: { ...registryOptions.uploadExpiry, description: 'what an upload left below `_uploads/` unmodified for longer than this is deleted (set it as for `tug registry`)' },
   logLevel: registryOptions.logLevel,
 } as const satisfies Record<keyof GcConfig, OptionSpec>;
 
@@ -37,6 +39,7 @@ export function resolveGcConfig(raw: RawGcOptions): GcConfig {
     dryRun: dryRun === true || (typeof dryRun === 'string' && dryRun !== '' && dryRun !== '0' && dryRun !== 'false'),
     gracePeriod: parseDuration('--grace-period', get('gracePeriod')),
     deleteConcurrency: parseInteger('--delete-concurrency', get('deleteConcurrency'), 1, 64),
+    uploadExpiry: parseDuration('--upload-expiry', get('uploadExpiry')),
     logLevel,
   };
 }

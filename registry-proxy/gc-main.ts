@@ -26,6 +26,7 @@ export async function runGarbageCollection(config: GcConfig): Promise<void> {
       gracePeriod: config.gracePeriod,
       batchSize: DELETE_BATCH,
       concurrency: config.deleteConcurrency,
+      uploadExpiry: config.uploadExpiry,
       progress: gcProgress(),
     }, log);
     log.info({ ...report, dryRun: config.dryRun }, config.dryRun ? 'garbage collection (dry run): would delete' : 'garbage collection done');

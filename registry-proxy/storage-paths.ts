@@ -24,8 +24,10 @@
 //               │   └── referrers/<algorithm>/<subject hex>/<algorithm>/<hex>/
 //               │       └── link                    Tug's addition: a manifest whose `subject` is <subject>
 //               └── _uploads/<uuid>/                distribution's upload state (data, startedat,
-//                                                   hashstates/); Tug keeps its upload state on the
-//                                                   node instead (see upload-sessions.ts) and never writes here
+//                   └── data                        hashstates/). Tug keeps its upload state on the node
+//                                                   (see upload-sessions.ts) and stages here only the
+//                                                   bytes of an upload in progress, copied to blobs/ once
+//                                                   their digest is verified; gc removes what a dead node left
 //
 // Link files hold the digest string and nothing else (no newline), as distribution writes them.
 // `referrers/` is an index distribution does not keep; distribution ignores it, and Tug skips an
@@ -55,6 +57,11 @@ export const StoragePaths = {
 
   repository(name: string): string {
     return `${ROOT}/repositories/${name}`;
+  },
+
+  /** Where an upload in progress stages its bytes (see upload-sessions.ts). */
+  uploadData(name: string, uploadId: string): string {
+    return `${ROOT}/repositories/${name}/_uploads/${uploadId}/data`;
   },
 
   layerLink(name: string, digest: Digest): string {

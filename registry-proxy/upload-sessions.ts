@@ -1,29 +1,45 @@
 // Blob uploads in progress (POST, then PATCH chunks, then PUT with the digest).
 //
-// Why the chunks wait on the node's disk and not in Azure: a BlockBlob's
-// blocks can only be committed into the blob they were staged on, and a
-// chunked upload learns its digest — hence its final path — only at the PUT.
-// Staging in Azure under the upload's own name would need a copy to the
-// digest path, which is exactly what broke distribution's Azure driver
-// (distribution#3935). So chunks are spooled to `--upload-dir` (the client is
-// on this node: the registry listens on localhost), hashed as they arrive,
-// and the PUT streams the spool into blocks staged at the final path,
-// verifying the digest again before committing. An upload whose digest is
-// known up front (POST ?digest=, or POST then PUT with the whole body) never
-// touches the disk: it streams straight into blocks at the final path.
+// A chunked upload learns its digest — hence its final path — only at the PUT,
+// and a BlockBlob's blocks can only be committed into the blob they were
+// staged on. So each chunk goes two ways as it arrives, hashed once:
+//   - to the node's disk (`--upload-dir`; the client is on this node: the
+//     registry listens on localhost): the upload's durable record, which
+//     survives a registry restart — a session unknown in memory is loaded from
+//     `<upload-dir>/<uuid>/` and its hash rebuilt from the bytes on disk, so
+//     the client can ask for the upload's status and resume;
+//   - to Azure, as blocks of a staging blob under the repository's
+//     `_uploads/<uuid>/` (distribution's place for upload state), while the
+//     bytes arrive rather than after the last one. At the PUT, once the digest
+//     is verified, the staging blob is committed and copied inside Azure to
+//     the digest's path (one synchronous request, the destination whole or
+//     absent), then removed.
+// Staging is only a shortcut: a session resumed from disk, one whose staging
+// failed (Azure refused a block, the copy was refused) or that outgrew what a
+// copy takes, completes as before: the spool streams into blocks staged at
+// the final path, verified again before the commit. Between requests the
+// staging writer holds no bytes (each PATCH ends with a flush), so idle
+// sessions cost no memory. An upload whose digest is known up front (POST
+// ?digest=, or POST then PUT with the whole body) never touches the disk: it
+// streams straight into blocks at the final path.
 //
-// The spool survives a registry restart: a session unknown in memory is
-// loaded from `<upload-dir>/<uuid>/` and its hash rebuilt from the bytes on
-// disk, so the client can ask for the upload's status and resume.
+// Nothing staged is visible under a content address before its digest is
+// verified; a staging blob a dead node left behind is committed at most for
+// the instant between commit and copy, and `tug registry gc` removes
+// `_uploads/` objects older than --upload-expiry.
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import type { Logger } from '../common/logger.ts';
+import type { BlobWriter } from './blob-store.ts';
 import { DigestHasher } from './content-digest.ts';
 import type { Digest } from './references.ts';
 import { RegistryError } from './registry-errors.ts';
 import type { RepositoryBlobs } from './repository-blobs.ts';
+import { StreamedPart } from './streamed-part.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -36,7 +52,10 @@ export class UploadSession {
   readonly hasher = new DigestHasher('sha256');
   /** Set when the upload completed or was cancelled; a request queued behind that finds it gone. */
   ended = false;
+  /** The bytes so far, staged in storage as they arrived; null once staging was given up (see the module comment). */
+  staging: BlobWriter | null = null;
   #queue: Promise<unknown> = Promise.resolve();
+  #spooled = 0;
 
   constructor(id: string, repository: string, startedAt: Date, dir: string) {
     this.id = id;
@@ -45,8 +64,17 @@ export class UploadSession {
     this.dir = dir;
   }
 
+  /**
+   * Bytes the spool holds: what a status reports, and what a restarted
+   * registry finds. The hash runs ahead of it while a chunk is being written.
+   */
   get size(): number {
-    return this.hasher.size;
+    return this.#spooled;
+  }
+
+  /** Counts bytes the spool file has taken. */
+  spooled(bytes: number): void {
+    this.#spooled += bytes;
   }
 
   get dataPath(): string {
@@ -86,6 +114,7 @@ export class UploadSessions {
   async create(repository: string): Promise<UploadSession> {
     const id = randomUUID();
     const session = new UploadSession(id, repository, new Date(), join(this.#dir, id));
+    session.staging = this.#blobs.stagingWriter(repository, id);
     await mkdir(session.dir);
     await writeFile(session.dataPath, '');
     await writeFile(join(session.dir, 'upload.json'), JSON.stringify({ repository, startedAt: session.startedAt.toISOString() }));
@@ -107,21 +136,53 @@ export class UploadSessions {
     return session;
   }
 
-  /** Appends a chunk to the spool, hashing as it goes. Bytes received before a client disconnects are kept. */
-  async append(session: UploadSession, source: AsyncIterable<Buffer>): Promise<void> {
-    const file = await open(session.dataPath, 'a');
+  /**
+   * Appends a chunk to the spool and to the staging blob, hashing as it goes.
+   * A chunk of known `length` streams into staged blocks as it arrives, with
+   * nothing buffered here; one of unknown length is gathered into blocks of
+   * --block-size. Bytes received before a client disconnects are kept (on
+   * disk; a streamed block cut short gives the staging up).
+   */
+  async append(session: UploadSession, source: AsyncIterable<Buffer>, length: number | null = null): Promise<void> {
+    // Writes queue up to SPOOL_BUFFER instead of each chunk waiting for its own
+    // write: the request is read at the pace of Azure and the disk, not of one
+    // disk round trip per chunk.
+    const spool = createWriteStream(session.dataPath, { flags: 'a', highWaterMark: SPOOL_BUFFER });
+    const spooled = finished(spool);
+    spooled.catch(() => {});
+    const part = await this.#startPart(session, length);
+    let received = false;
     try {
       for await (const chunk of source) {
-        await file.write(chunk);
+        if (spool.errored) throw spool.errored;
+        const full = !spool.write(chunk, (err) => { if (!err) session.spooled(chunk.length); });
         session.hasher.update(chunk);
+        await Promise.all([full ? once(spool, 'drain') : null, part ? part.feed(chunk) : this.#stage(session, chunk)]);
       }
+      received = true;
+      spool.end();
+      await spooled;
     } catch (err) {
       // The spool and the in-memory hash must describe the same bytes; if a
       // write failed half-way, rebuild the session from disk on next use.
-      if ((err as NodeJS.ErrnoException).syscall === 'write') this.#sessions.delete(session.id);
+      if (spool.errored) {
+        this.#sessions.delete(session.id);
+        await this.#dropStaging(session);
+      }
       throw err;
     } finally {
-      await file.close();
+      // A client gone mid-chunk: what arrived is written before the request ends.
+      spool.end();
+      await spooled.catch(() => {});
+      if (part) {
+        await part.end(received);
+        if (!part.ok) {
+          if (received) this.#log.warn({ component: 'uploads', upload: session.id, err: (part.failure as Error).message }, 'staging in storage failed; the upload completes from its spool');
+          await this.#dropStaging(session);
+        }
+      } else if (session.staging) {
+        await session.staging.flush().catch(() => this.#dropStaging(session));
+      }
     }
   }
 
@@ -131,27 +192,34 @@ export class UploadSessions {
    * match) and links the blob into the repository. A wrong digest ends the
    * session with nothing stored; a storage failure keeps it, so the client can retry.
    */
-  async complete(session: UploadSession, digest: Digest, finalChunk: AsyncIterable<Buffer> | null, signal?: AbortSignal): Promise<void> {
+  async complete(session: UploadSession, digest: Digest, finalChunk: AsyncIterable<Buffer> | null, finalLength: number | null, signal?: AbortSignal): Promise<void> {
     if (finalChunk && session.size === 0) {
-      // POST then PUT with the whole body: no reason to spool it first.
-      await this.#ending(session, () => this.#blobs.storeVerified(digest, finalChunk, signal));
+      // POST then PUT with the whole body: no reason to spool or stage it first.
+      await this.#dropStaging(session);
+      await this.#ending(session, () => this.#blobs.storeVerified(digest, finalChunk, signal, finalLength));
     } else {
-      if (finalChunk) await this.append(session, finalChunk);
+      if (finalChunk) await this.append(session, finalChunk, finalLength);
       const computed = digest.algorithm === 'sha256' ? session.hasher.digest() : await this.#hashFile(session, digest);
       if (computed !== digest.value) {
         await this.cancel(session);
         throw new RegistryError('DIGEST_INVALID', undefined, { detail: { expected: digest.value, computed } });
       }
-      await this.#blobs.storeVerified(digest, createReadStream(session.dataPath, { highWaterMark: 1024 * 1024 }), signal);
+      if (!(await this.#storeStaged(session, digest, signal))) {
+        const spooled = (await stat(session.dataPath)).size;
+        await this.#blobs.storeVerified(digest, createReadStream(session.dataPath, { highWaterMark: 1024 * 1024 }), signal, spooled);
+      }
     }
     await this.#blobs.link(session.repository, digest);
-    await this.cancel(session);
+    // The spool's removal (tens of ms for a large layer) does not hold up the
+    // client's answer; what a crash leaves, the purge of expired uploads removes.
+    void this.cancel(session).catch(() => {});
   }
 
-  /** Ends the session and removes its spool. */
+  /** Ends the session and removes its spool; its staged blocks were never committed, and Azure drops them. */
   async cancel(session: UploadSession): Promise<void> {
     session.ended = true;
     this.#sessions.delete(session.id);
+    await this.#dropStaging(session);
     await rm(session.dir, { recursive: true, force: true });
   }
 
@@ -162,12 +230,63 @@ export class UploadSessions {
       if (!UUID.test(id)) continue;
       const startedAt = await this.#startedAt(id);
       if (startedAt !== null && Date.now() - startedAt.getTime() <= maxAgeMs) continue;
+      const open = await this.#sessions.get(id)?.catch(() => null);
+      if (open) await this.#dropStaging(open);
       this.#sessions.delete(id);
       await rm(join(this.#dir, id), { recursive: true, force: true });
       removed++;
     }
     if (removed > 0) this.#log.info({ component: 'uploads', removed }, 'purged abandoned uploads');
     return removed;
+  }
+
+  /** A chunk of known length, streamed into staged blocks as it arrives; null when it is not staged that way. */
+  async #startPart(session: UploadSession, length: number | null): Promise<StreamedPart | null> {
+    const staging = session.staging;
+    if (!staging || length === null || length <= 0) return null;
+    if (staging.size + length > this.#blobs.maxStagedSize) {
+      await this.#dropStaging(session);
+      return null;
+    }
+    return new StreamedPart(staging, length);
+  }
+
+  /** Stages `chunk` too, unless staging was given up; a failure gives it up (the spool has the bytes). */
+  async #stage(session: UploadSession, chunk: Buffer): Promise<void> {
+    const staging = session.staging;
+    if (!staging) return;
+    if (staging.size + chunk.length > this.#blobs.maxStagedSize) {
+      await this.#dropStaging(session);
+      return;
+    }
+    try {
+      await staging.write(chunk);
+    } catch (err) {
+      this.#log.warn({ component: 'uploads', upload: session.id, err: (err as Error).message }, 'staging in storage failed; the upload completes from its spool');
+      await this.#dropStaging(session);
+    }
+  }
+
+  /** Completes from the staged copy; false when there is none or it could not be used (the caller writes the spool). */
+  async #storeStaged(session: UploadSession, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    const staging = session.staging;
+    session.staging = null;
+    if (!staging || staging.size !== session.size) {
+      await staging?.cancel();
+      return false;
+    }
+    try {
+      return await this.#blobs.storeStaged(digest, session.repository, session.id, staging, signal);
+    } catch (err) {
+      this.#log.warn({ component: 'uploads', upload: session.id, err: (err as Error).message }, 'completing from the staged copy failed; writing the spool instead');
+      return false;
+    }
+  }
+
+  async #dropStaging(session: UploadSession): Promise<void> {
+    const staging = session.staging;
+    session.staging = null;
+    await staging?.cancel().catch(() => {});
   }
 
   async #ending<T>(session: UploadSession, action: () => Promise<T>): Promise<T> {
@@ -191,6 +310,7 @@ export class UploadSessions {
     if (typeof meta.repository !== 'string' || typeof meta.startedAt !== 'string') return null;
     const session = new UploadSession(id, meta.repository, new Date(meta.startedAt), dir);
     for await (const chunk of createReadStream(session.dataPath, { highWaterMark: 1024 * 1024 })) session.hasher.update(chunk as Buffer);
+    session.spooled(session.hasher.size);
     this.#log.info({ component: 'uploads', upload: id, repository: session.repository, size: session.size }, 'resumed upload from its spool');
     return session;
   }
@@ -211,6 +331,9 @@ export class UploadSessions {
     }
   }
 }
+
+/** Bytes of a chunk queued for the spool file before reading the request waits for the disk. */
+const SPOOL_BUFFER = 1024 * 1024;
 
 function unknownUpload(id: string): RegistryError {
   return new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { upload: id.slice(0, 100) } });

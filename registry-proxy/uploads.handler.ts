@@ -26,7 +26,7 @@ export async function startUpload(ctx: RegistryContext, ex: Exchange): Promise<v
   const digestParam = ex.url.searchParams.get('digest');
   if (digestParam !== null) {
     const digest = parseDigest(digestParam);
-    await ctx.blobs.storeVerified(digest, ex.req, ex.signal);
+    await ctx.blobs.storeVerified(digest, ex.req, ex.signal, contentLength(ex));
     await ctx.blobs.link(ex.name, digest);
     created(ex, digest);
     return;
@@ -45,7 +45,7 @@ export async function patchUpload(ctx: RegistryContext, ex: Exchange): Promise<v
   const session = await ctx.uploads.get(ex.name, ex.params[0]);
   await session.exclusive(async () => {
     checkContentRange(ex, session);
-    await ctx.uploads.append(session, ex.req);
+    await ctx.uploads.append(session, ex.req, contentLength(ex));
   });
   send(ex, 202, sessionHeaders(ex, session));
 }
@@ -57,7 +57,7 @@ export async function completeUpload(ctx: RegistryContext, ex: Exchange): Promis
   const digest = parseDigest(digestParam);
   await session.exclusive(async () => {
     checkContentRange(ex, session);
-    await ctx.uploads.complete(session, digest, hasBody(ex.req) ? ex.req : null, ex.signal);
+    await ctx.uploads.complete(session, digest, hasBody(ex.req) ? ex.req : null, contentLength(ex), ex.signal);
   });
   created(ex, digest);
 }
@@ -102,6 +102,12 @@ function checkContentRange(ex: Exchange, session: UploadSession): void {
       headers: { Location: location(ex, session), Range: uploadedRange(session.size), 'Docker-Upload-UUID': session.id },
     });
   }
+}
+
+/** The request body's declared length; null when it comes chunked. */
+function contentLength(ex: Exchange): number | null {
+  const header = ex.req.headers['content-length'];
+  return header === undefined || !/^\d+$/.test(header) ? null : Number(header);
 }
 
 function sessionHeaders(ex: Exchange, session: UploadSession): Record<string, string> {

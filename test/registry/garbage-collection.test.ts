@@ -27,6 +27,7 @@ interface GcReport {
   blobsRenewed: number;
   blobsKept: number;
   linksDeleted: number;
+  uploadsDeleted: number;
   deleted: string[];
 }
 
@@ -123,6 +124,28 @@ describe('garbage collection', () => {
     const report = await gc();
     assert.ok(!report.deleted.some((p) => p.includes(young.slice(7))));
     assert.equal((await client.request('HEAD', `/v2/gc/in-progress/blobs/${young}`)).status, 200);
+  });
+
+  it('deletes what uploads left under _uploads/ once older than --upload-expiry, and nothing younger', async () => {
+    // What a registry node killed between committing its staging blob and removing it leaves behind.
+    const container = azurite.container('registry');
+    const uploadData = (id: string) => `docker/registry/v2/repositories/gc/dead-node/_uploads/${id}/data`;
+    const old = uploadData('00000000-0000-4000-8000-000000000001');
+    await container.getBlockBlobClient(old).upload('staged bytes', 12);
+    // Old enough that the fresh one, written next, stays younger than the expiry while gc starts up on a loaded machine.
+    await ageBeyond(4000);
+    const fresh = uploadData('00000000-0000-4000-8000-000000000002');
+    await container.getBlockBlobClient(fresh).upload('staged bytes', 12);
+    const uploads = () => azurite.blobNames('registry', 'docker/registry/v2/repositories/gc/dead-node/_uploads/');
+
+    const dry = await gc('--dry-run', '--upload-expiry', '4s');
+    assert.equal(dry.uploadsDeleted, 1);
+    assert.deepEqual(await uploads(), [old, fresh], '--dry-run deletes nothing');
+    const report = await gc('--upload-expiry', '4s');
+    assert.equal(report.uploadsDeleted, 1);
+    assert.deepEqual(await uploads(), [fresh]);
+    const catalog = await (await client.request('GET', '/v2/_catalog')).json() as { repositories: string[] };
+    assert.ok(!catalog.repositories.includes('gc/dead-node'), 'upload state alone makes no repository');
   });
 
   it('never lets a node\'s cache stand in for Azure on a write: a re-push after gc really stores the blob, and a manifest naming a deleted blob is refused on every node', async () => {
