@@ -66,7 +66,9 @@ export class Chromium {
       await exited;
       clearTimeout(timer);
     }
-    await rm(this.#profile, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing to the profile as the browser exits: retry, and
+    // never let a leftover directory fail the caller's clean-up (it would leave its other processes running).
+    await rm(this.#profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }).catch(() => {});
   }
 }
 

@@ -59,9 +59,13 @@ describe('the router dashboard in a browser', () => {
   });
 
   after(async () => {
-    page?.close();
-    await browser?.close();
-    await Promise.all([router?.stop(), second?.stop()]);
+    // Every process is ended even if an earlier step fails: one left running would hold the test runner.
+    try {
+      page?.close();
+      await browser?.close();
+    } finally {
+      await Promise.allSettled([router?.stop(), second?.stop()]);
+    }
     await Promise.all([good?.close(), other?.close(), new Promise((resolve) => closing?.server.close(resolve))]);
     await etcd?.close();
     await certificates?.close();

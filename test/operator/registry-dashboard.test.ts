@@ -49,11 +49,15 @@ describe('the registry dashboard in a browser', () => {
   });
 
   after(async () => {
-    page?.close();
-    await browser?.close();
-    await Promise.all([mirror?.close(), registry?.close()]);
-    await azurite?.close();
-    if (scratch) await rm(scratch, { recursive: true, force: true });
+    // Every process is ended even if an earlier step fails: one left running would hold the test runner.
+    try {
+      page?.close();
+      await browser?.close();
+    } finally {
+      await Promise.allSettled([mirror?.close(), registry?.close()]);
+      await azurite?.close();
+      if (scratch) await rm(scratch, { recursive: true, force: true });
+    }
   });
 
   const metrics = async (): Promise<Sample[]> => (await scrape(registry.adminPort!)).samples;
