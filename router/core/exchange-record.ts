@@ -1,4 +1,4 @@
-// What an ended request records, whichever engine served it: the service's
+// What an ended request records, whichever protocol served it: the service's
 // counters and latency histogram, and the access-log line (its fields are the
 // README's, plus the client's address, protocol, Referer and User-Agent, which the
 // common and combined formats show: access-log.ts). Positional arguments: this

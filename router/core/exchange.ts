@@ -95,7 +95,6 @@ export class Exchange implements UpstreamUser {
     this.#shaped = shaped;
   }
 
-
   get requestId(): string {
     return this.#head.requestId;
   }

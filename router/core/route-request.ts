@@ -1,5 +1,5 @@
 // What happens to a request once its head parsed, decided once for every
-// protocol (HTTP/1.1 on both engines, HTTP/2, WebSocket upgrades): the header
+// protocol (HTTP/1.1, HTTP/2, WebSocket upgrades): the header
 // rules (forward-headers.ts), the target and its normalised path
 // (request-target.ts), the route, and whether the router answers itself
 // (a refusal, 404, the HTTPS redirect, an ACME HTTP-01 challenge, a route

@@ -34,7 +34,7 @@ export class HttpsProxyServer implements StreamServerSide {
   readonly exchanges = new Set<Exchange>();
   readonly #sweeper: NodeJS.Timeout;
   #tickets: SessionTicketKeys | null = null;
-  /** The raw engine, serving the connections that chose HTTP/1.1, and owning the upstream pools. */
+  /** The HTTP/1.1 adapter, serving the connections that chose HTTP/1.1, and owning the upstream pools. */
   readonly #http1: Http1Server;
 
   constructor(ctx: ProxyContext, options: ListenerOptions, certificates: CertificateStore, log: Logger, http1: Http1Server) {
@@ -69,7 +69,7 @@ export class HttpsProxyServer implements StreamServerSide {
       session.once('close', () => this.#sessions.delete(session));
     });
     // node:http2 serves a handshaken connection from its 'secureConnection' listener: h2 stays
-    // with it, HTTP/1.1 (ALPN http/1.1, or none) goes to the raw engine.
+    // with it, HTTP/1.1 (ALPN http/1.1, or none) goes to the HTTP/1.1 adapter (protocols/http1/).
     const [http2Listener] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
     server.removeAllListeners('secureConnection');
     server.on('secureConnection', (socket: TLSSocket) => {
