@@ -1,9 +1,10 @@
 // Builds the etcd v3 client every Tug component uses, tuned for an edge router:
 // fail fast and reconnect fast. The etcd3 defaults (a 5 s circuit breaker per
-// host, watch backoff up to 30 s, gRPC reconnect backoff up to 120 s) would keep
-// a router blind for minutes after etcd returns; these settings bound that to ~1 s.
-import { ClientRuntimeError, Etcd3, isRecoverableError } from 'etcd3';
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry, type IBackoff } from 'cockatiel';
+// host, gRPC reconnect backoff up to 120 s) would keep a router blind for minutes
+// after etcd returns; these settings bound that to ~1 s. The router watches
+// through its own stream (router/etcd/watch-stream.ts), not etcd3's watch builder.
+import { Etcd3, isRecoverableError } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
 import { configError } from './errors.ts';
 
 export function parseEtcdEndpoints(value: string): string[] {
@@ -42,28 +43,6 @@ export function createEtcdClient(hosts: readonly string[]): Etcd3 {
         breaker: new ConsecutiveBreaker(3),
       }),
       global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, hosts.length) }),
-      // etcd3 types this as an IBackoff but calls it as cockatiel's factory (its own default is one).
-      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as IBackoff<unknown>,
     },
-  });
-}
-
-const STALE_WATCH_RESPONSE = /^(Failed to find watcher for IWatchResponse|Could not find watcher corresponding to create response|Got a watch creation error, but found no pending watchers)/;
-
-/**
- * etcd3 throws from inside its gRPC stream handler when a watch response names
- * a watcher it has already dropped (a watch canceled while responses were in
- * flight, seen after compactions and partitions). The throw happens before it
- * changes any state, so the response is simply stale: log it and carry on
- * instead of letting it end the process. Anything else stays fatal.
- */
-export function surviveStaleWatchResponses(onStale: (message: string) => void): void {
-  process.on('uncaughtException', (err) => {
-    if (err instanceof ClientRuntimeError && STALE_WATCH_RESPONSE.test(err.message)) {
-      onStale(err.message);
-      return;
-    }
-    process.stderr.write(`${err.stack ?? String(err)}\n`);
-    process.exit(1);
   });
 }

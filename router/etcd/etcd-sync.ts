@@ -6,9 +6,10 @@
 //
 // Emits typed TableChanges; invalid values are skipped with a warning naming
 // the key, and the key's last good value stays in force.
-import { Range, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
+import { Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
 import type { Logger } from '../../common/logger.ts';
 import type { RouteKeys, TableChange } from './route-keys.ts';
+import { WatchStream } from './watch-stream.ts';
 
 export interface EtcdSyncOptions {
   /** How often etcd is probed for reachability, a wipe and watch progress, ms. */
@@ -21,7 +22,7 @@ export interface EtcdSyncOptions {
 export interface SyncState {
   /** The first snapshot has been applied. */
   synced: boolean;
-  /** etcd answered the last probe and the watch is attached. */
+  /** etcd answered the last probe and the watch stream is open. */
   connected: boolean;
   /** Highest etcd revision applied. */
   revision: number;
@@ -45,9 +46,7 @@ export class EtcdSync {
   readonly #prefixes: readonly string[];
   /** Raw value of every key in the prefixes, and whether it parsed; used to diff a fresh snapshot. */
   readonly #values = new Map<string, KeyState>();
-  #watchers: Watcher[] = [];
-  /** Watches the server canceled (compaction): never canceled again from here. */
-  readonly #serverCanceled = new WeakSet<Watcher>();
+  #watch: WatchStream | null = null;
   /** Per prefix: the highest mod revision seen by its watch (events at or below it are replays). */
   #seen: number[] = [];
   #clusterId: string | null = null;
@@ -57,8 +56,6 @@ export class EtcdSync {
   #resyncing: Promise<void> | null = null;
   #resyncAgain: string | null = null;
   #closed = false;
-  /** Bumped whenever the watches are torn down, so late arrivals can tell they are stale. */
-  #generation = 0;
 
   constructor(client: Etcd3, keys: RouteKeys, log: Logger, options: EtcdSyncOptions) {
     this.#client = client;
@@ -93,21 +90,24 @@ export class EtcdSync {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#probeTimer);
-    await this.#cancelWatchers();
+    this.#closeWatch();
   }
 
   async #runResync(reason: string): Promise<void> {
     let backoff = 100;
     while (!this.#closed) {
       try {
-        await this.#cancelWatchers();
+        this.#closeWatch();
         const { revision, clusterId, kvs } = await this.#snapshot();
         this.#clusterId = clusterId;
         this.#applySnapshot(kvs);
         this.state.revision = revision;
         this.#seen = this.#prefixes.map(() => revision);
         this.#stallSuspect = this.#prefixes.map(() => 0);
-        await this.#watch(revision + 1);
+        this.#watch = await WatchStream.open(this.#client, this.#prefixes, revision + 1, {
+          onResponse: (index, res) => this.#onWatchData(index, res),
+          onBroken: (why) => this.#onWatchBroken(why),
+        }, OP_TIMEOUT);
         const first = !this.state.synced;
         this.state.synced = true;
         this.state.connected = true;
@@ -134,53 +134,18 @@ export class EtcdSync {
     return { revision: Number(result.header.revision), clusterId: result.header.cluster_id, kvs };
   }
 
-  async #watch(startRevision: number): Promise<void> {
-    const generation = this.#generation;
-    await Promise.all(this.#prefixes.map((prefix, index) => withTimeout(
-      this.#client.watch().prefix(prefix).startRevision(String(startRevision)).create().then((watcher) => {
-        // A watch that attaches after its resync gave up belongs to nobody: cancel it.
-        if (generation !== this.#generation) {
-          void watcher.cancel().catch(() => {});
-          throw new Error('stale watch');
-        }
-        this.#attach(watcher, index, prefix);
-      }),
-      OP_TIMEOUT,
-      `watch on ${prefix} was not attached within ${OP_TIMEOUT} ms`,
-    )));
-  }
-
-  #attach(watcher: Watcher, index: number, prefix: string): void {
-    const current = () => this.#watchers.includes(watcher);
-    this.#watchers.push(watcher);
-    watcher.on('data', (res: IWatchResponse) => {
-      if (current()) this.#onWatchData(index, res);
-    });
-    watcher.on('disconnected', (err: unknown) => {
-      if (current() && this.state.connected) {
-        this.state.connected = false;
-        this.#log.warn({ prefix, err: describe(err) }, 'etcd watch disconnected; reconnecting with backoff');
-      }
-    });
-    watcher.on('connected', () => {
-      if (current()) this.#log.info({ prefix }, 'etcd watch reattached');
-    });
-    watcher.on('error', (err: unknown) => {
-      // etcd3 keeps the id of a watch the server canceled; canceling it again would make the
-      // server answer for an id etcd3 no longer knows, and etcd3 throws that out of its stream.
-      this.#serverCanceled.add(watcher);
-      if (!current()) return;
-      // A canceled watch (compaction, or the server dropped it) cannot be resumed: take a fresh snapshot.
-      this.#log.warn({ prefix, err: describe(err) }, 'etcd watch canceled; taking a fresh snapshot');
-      void this.resync('watch canceled');
-    });
+  /** The stream failed, ended, or etcd canceled a watch (compaction): it cannot be resumed, so take a fresh snapshot. */
+  #onWatchBroken(why: string): void {
+    this.#watch = null;
+    if (this.#closed) return;
+    if (this.state.connected) {
+      this.state.connected = false;
+      this.#log.warn({ err: why }, 'etcd watch disconnected; reconnecting with backoff');
+    }
+    void this.resync(why);
   }
 
   #onWatchData(index: number, res: IWatchResponse): void {
-    if (res.compact_revision && res.compact_revision !== '0') {
-      void this.resync(`compacted at ${res.compact_revision}`);
-      return;
-    }
     const batch: { key: string; value: string | null }[] = [];
     // Events at or below what is applied are replays. Compare against the floor, not the last
     // event: one transaction (e.g. `etcdctl del --prefix`) gives many events the same revision.
@@ -295,11 +260,9 @@ export class EtcdSync {
     }
   }
 
-  async #cancelWatchers(): Promise<void> {
-    this.#generation++;
-    const watchers = this.#watchers;
-    this.#watchers = [];
-    await Promise.all(watchers.filter((w) => !this.#serverCanceled.has(w)).map((w) => withTimeout(w.cancel(), 1000, 'cancel').catch(() => {})));
+  #closeWatch(): void {
+    this.#watch?.close();
+    this.#watch = null;
   }
 }
 
@@ -309,14 +272,4 @@ function describe(err: unknown): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(message)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

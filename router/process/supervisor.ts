@@ -7,7 +7,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { createEtcdClient, surviveStaleWatchResponses } from '../../common/etcd-client.ts';
+import { createEtcdClient } from '../../common/etcd-client.ts';
 import { formatListenAddress, freePort } from '../../common/listen-address.ts';
 import type { Logger } from '../../common/logger.ts';
 import { AdminServer } from '../../common/admin-server.ts';
@@ -114,7 +114,6 @@ export class RouterSupervisor {
   }
 
   async start(): Promise<void> {
-    surviveStaleWatchResponses((message) => this.#log.warn({ err: message }, 'ignored a stale etcd watch response'));
     this.#loadCertificateFiles();
     await this.#admin.listen();
     // Port 0 means "any free port"; every worker must bind the same one, so pick it here.
