@@ -55,6 +55,8 @@ export class EtcdSync {
   #stallSuspect: number[] = [];
   #resyncing: Promise<void> | null = null;
   #resyncAgain: string | null = null;
+  /** Ends a failed resync's backoff early: set while it waits, called when a probe reaches etcd. */
+  #wakeResync: (() => void) | null = null;
   #closed = false;
 
   constructor(client: Etcd3, keys: RouteKeys, log: Logger, options: EtcdSyncOptions) {
@@ -117,7 +119,12 @@ export class EtcdSync {
       } catch (err) {
         this.state.connected = false;
         this.#log.warn({ reason, err: describe(err), retryInMs: backoff }, 'etcd sync failed; serving the last known table and retrying');
-        await sleep(backoff);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoff);
+          timer.unref();
+          this.#wakeResync = () => { clearTimeout(timer); resolve(); };
+        });
+        this.#wakeResync = null;
         backoff = Math.min(backoff * 2, 2000);
       }
     }
@@ -206,7 +213,8 @@ export class EtcdSync {
   }
 
   async #probe(): Promise<void> {
-    if (this.#closed || this.#resyncing) return;
+    // While a resync runs, probe only to end its backoff as soon as etcd answers again.
+    if (this.#closed || (this.#resyncing && !this.#wakeResync)) return;
     try {
       const range = Range.prefix(this.#keys.servicesPrefix);
       const res = await this.#client.kv.range(
@@ -215,7 +223,14 @@ export class EtcdSync {
       );
       this.state.lastContact = Date.now();
       const revision = Number(res.header.revision);
-      if (!this.state.connected) {
+      if (this.#wakeResync) {
+        this.#log.info({ revision }, 'etcd reachable again; resynchronizing');
+        this.#wakeResync();
+      } else if (!this.state.connected && this.#watch) {
+        // Only the probe failed (a slow answer): the watch stream never broke, so nothing was missed.
+        this.state.connected = true;
+        this.#log.info({ revision }, 'etcd reachable again');
+      } else if (!this.state.connected) {
         this.#log.info({ revision }, 'etcd reachable again; resynchronizing');
         void this.resync('etcd reachable again');
       } else if (revision < this.state.revision || (this.#clusterId !== null && res.header.cluster_id !== this.#clusterId)) {
@@ -268,8 +283,4 @@ export class EtcdSync {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
