@@ -50,7 +50,7 @@ export function resolveTokenServerConfig(raw: RawTokenServerOptions): TokenServe
     key: get('key'),
     issuer: get('issuer'),
     service,
-    expiry: duration('expiry', 60_000),
+    expiry: duration('expiry', 1000),
     authConcurrency: parseInteger('--auth-concurrency', get('authConcurrency'), 1, 64),
     authQueue: parseInteger('--auth-queue', get('authQueue'), 0, 10_000),
     logLevel,
