@@ -29,7 +29,7 @@ export const tokenServerOptions = {
   key: { flags: '--key <file>', env: 'TUG_TOKEN_SERVER_KEY', default: undefined, description: 'PEM private key tokens are signed with (RSA, EC P-256/384/521 or Ed25519; required)' },
   issuer: { flags: '--issuer <name>', env: 'TUG_TOKEN_SERVER_ISSUER', default: undefined, description: 'the tokens\' iss; the registry\'s --token-issuer (required)' },
   service: { flags: '--service <name>', env: 'TUG_TOKEN_SERVER_SERVICE', default: undefined, description: 'the registry\'s --token-service, the only service tokens are issued for (required)' },
-  expiry: { flags: '--expiry <duration>', env: 'TUG_TOKEN_SERVER_EXPIRY', default: '5m', description: 'lifetime of a token (at least 1m: clients refresh them)' },
+  expiry: { flags: '--expiry <duration>', env: 'TUG_TOKEN_SERVER_EXPIRY', default: '5m', description: 'lifetime of a token (at least 1s; below 1m, docker and containers/image still use a token for 60 s, which registries refuse once past its expiry and their leeway)' },
   authConcurrency: authOptions.authConcurrency,
   authQueue: authOptions.authQueue,
   logLevel: registryOptions.logLevel,

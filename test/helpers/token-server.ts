@@ -20,6 +20,8 @@ export interface TokenServerOptions {
   readonly issuer?: string;
   readonly service?: string;
   readonly args?: readonly string[];
+  /** openssl genpkey's key options; EC P-256 by default. */
+  readonly keyAlgorithm?: readonly string[];
 }
 
 /** A PEM key pair made by openssl: EC P-256 (ES256) unless told otherwise. */
@@ -78,7 +80,7 @@ export class TokenServerProcess extends TugProcess {
 
   static async start(options: TokenServerOptions): Promise<TokenServerProcess> {
     const keysDir = await mkdtemp(join(tmpdir(), 'tug-token-keys-'));
-    const keys = await makeKeyPair(keysDir, 'token');
+    const keys = await makeKeyPair(keysDir, 'token', options.keyAlgorithm);
     const certificate = join(keysDir, 'token.crt');
     await run('openssl', ['req', '-new', '-x509', '-key', keys.privateKey, '-subj', '/CN=tug test token issuer', '-days', '2', '-out', certificate]);
     const port = await freePort();
