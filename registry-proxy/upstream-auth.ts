@@ -64,7 +64,7 @@ export class UpstreamAuth {
     const parsed = challenge ? parseChallenge(challenge) : null;
     if (parsed?.scheme === 'basic') {
       if (!this.#credentials) throw new UpstreamError('the upstream registry asks for credentials; the mirror has none (--proxy-username, --proxy-password)', { status: 401, denied: true });
-      if (rejected !== null && rejected.startsWith('Basic ')) throw new UpstreamError('the upstream registry refused this mirror\'s credentials', { status: 401, denied: true });
+      if (rejected !== null && rejected.startsWith('Basic ')) throw new UpstreamError('the upstream registry refused this mirror\'s credentials (--proxy-username, --proxy-password)', { status: 401, denied: true });
       this.#basic = true;
       return this.#basicHeader();
     }
@@ -131,9 +131,9 @@ export class UpstreamAuth {
 
 /** `promise`, or a rejection as soon as `signal` aborts (the promise itself runs on). */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) return Promise.reject(new UpstreamError('the request ended while waiting for its token', { cause: signal.reason }));
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => reject(new UpstreamError('the request ended while waiting for its token', { cause: signal.reason }));
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });

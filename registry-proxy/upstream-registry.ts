@@ -123,8 +123,13 @@ export class UpstreamRegistry {
       await res.body?.cancel();
       if (res.status === 404) return null;
       if (res.status === 429) throw new UpstreamError(`${method} ${url}: rate-limited (429)`, { status: 429, retryAfter: res.headers.get('retry-after') });
+      if (res.status === 401 && authorization?.startsWith('Basic ')) {
+        const err = new UpstreamError('the upstream registry refused this mirror\'s credentials (--proxy-username, --proxy-password)', { status: 401, denied: true });
+        this.#log.error({ upstream: this.#base, repository: name, err: err.message }, 'the upstream refused the mirror\'s credentials');
+        throw err;
+      }
       if (res.status === 401 || res.status === 403) {
-        // With the credentials or token it was just given: the mirror may not pull this repository.
+        // With the token it was just given: the mirror may not pull this repository.
         // (Docker Hub answers so for a repository that does not exist, too.)
         const err = new UpstreamError(`the upstream registry denies this mirror pull access to ${name} (or it does not exist there)`, { status: res.status, denied: true });
         this.#log.warn({ upstream: this.#base, repository: name, status: res.status }, 'the upstream registry denies the mirror this repository');
