@@ -40,7 +40,7 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
   const cache = config.cacheDir === null ? null : new DiskBlobCache(config.cacheDir, config.cacheSize, log);
   const store: BlobStore = cache ? new CachingBlobStore(azure, cache) : azure;
   const gate = await createAccessGate(config);
-  const upstream = config.proxy ? new UpstreamRegistry(config.proxy.remote, config.proxy.credentials) : null;
+  const upstream = config.proxy ? new UpstreamRegistry(config.proxy.remote, config.proxy.credentials, log) : null;
   const blobs = upstream ? new MirrorBlobs(store, upstream, log) : new RepositoryBlobs(store);
   const manifests = upstream ? new MirrorManifests(store, upstream, config.proxy!.ttl, log) : new RepositoryManifests(store);
   const uploads = new UploadSessions(config.uploadDir, blobs, log);

@@ -61,7 +61,7 @@ export class TokenAuthenticator implements Authenticator {
     } catch {
       return null;
     }
-    const named = this.#options.keys.filter((k) => k.kid === kid);
+    const named = this.#options.keys.filter((k) => kid !== undefined && k.kids.includes(kid));
     for (const candidate of named.length > 0 ? named : this.#options.keys) {
       try {
         const { payload } = await jwtVerify(token, candidate.key, {

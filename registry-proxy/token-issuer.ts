@@ -1,7 +1,8 @@
 // What `tug registry token-server` grants and signs: of the scopes a client
 // asks for, the actions the ACL allows its user (or an anonymous client), as
 // a JWT with the claims distribution checks (iss, sub, aud, exp, nbf, iat,
-// jti, access) and the signing key's thumbprint as `kid`.
+// jti, access; `aud` a single string, as distribution 2.x reads it) and the
+// signing key's libtrust id as `kid`, so distribution accepts them too.
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { ACTIONS, type AccessPolicy } from './access-policy.ts';

@@ -25,6 +25,8 @@ export async function startTokenServer(config: TokenServerConfig): Promise<void>
   try {
     const bound = await server.listen(config.listen);
     log.info({ listen: formatListenAddress(bound), issuer: config.issuer, service: config.service, kid: key.kid }, 'token server listening');
+    // The specification asks for at least 60 s, and docker and containers/image count any shorter token as 60 s.
+    if (config.expiry < 60_000) log.warn({ expiry: config.expiry / 1000 }, 'tokens live less than 60 s: docker and skopeo keep using them for 60 s, and a registry refuses them past expiry and leeway');
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'token server failed to start');
     log.flush();

@@ -4,8 +4,11 @@
 // realm=…,service=…,scope=…` means GET the realm with that service and scope
 // (with the credentials as basic auth when there are some, anonymously
 // otherwise) for a token, then send it as `Authorization: Bearer`. Tokens are
-// cached per scope until shortly before they expire, so a pull costs one token
-// request per repository and not one per blob.
+// cached per scope until shortly before they expire, and concurrent requests
+// needing a new one share one token request, so a pull costs one token request
+// per repository and not one per blob, even when it renews an expired token.
+// The token server refusing the credentials is a denial (UpstreamError with
+// `denied`), which the client sees as 403 DENIED, not as an outage.
 import type { Dispatcher } from 'undici';
 import { fetch } from 'undici';
 import { UpstreamError } from './upstream-error.ts';
@@ -17,20 +20,25 @@ export interface UpstreamCredentials {
 
 /** Seconds a token lives when the token server does not say (the specification's default). */
 const DEFAULT_TOKEN_SECONDS = 60;
-/** A token is renewed this long before it expires, so a request never carries one that expires in flight. */
+/** A token is renewed this long before it expires (at most half its life), so a request never carries one that expires in flight. */
 const RENEW_EARLY_MS = 10_000;
 /** Tokens kept at most (one per repository scope); the oldest is dropped first. */
 const MAX_TOKENS = 1000;
+/** Bound on one token request, whoever waits for it. */
+const TOKEN_REQUEST_MS = 30_000;
 
 interface CachedToken {
   readonly header: string;
-  readonly expiresAt: number;
+  /** When it is renewed: shortly before it expires. */
+  readonly renewAt: number;
 }
 
 export class UpstreamAuth {
   readonly #credentials: UpstreamCredentials | null;
   readonly #dispatcher: Dispatcher;
   readonly #tokens = new Map<string, CachedToken>();
+  /** Token requests under way, by scope: who needs the same token waits for the same answer. */
+  readonly #fetching = new Map<string, Promise<string>>();
   /** Set once the upstream has asked for basic auth: then every request carries it. */
   #basic = false;
 
@@ -43,18 +51,34 @@ export class UpstreamAuth {
   header(scope: string): string | null {
     if (this.#basic) return this.#basicHeader();
     const token = this.#tokens.get(scope);
-    if (token && token.expiresAt - RENEW_EARLY_MS > Date.now()) return token.header;
+    if (token && token.renewAt > Date.now()) return token.header;
     return null;
   }
 
-  /** Answers a 401's `WWW-Authenticate` challenge for `scope`: the header to retry with. */
-  async answer(challenge: string | null, scope: string, signal?: AbortSignal): Promise<string> {
+  /**
+   * Answers a 401's `WWW-Authenticate` challenge for `scope`: the header to
+   * retry with. `rejected` is the header that got the 401: when another
+   * request has renewed that token meanwhile, its successor is used as it is.
+   */
+  async answer(challenge: string | null, scope: string, rejected: string | null, signal?: AbortSignal): Promise<string> {
     const parsed = challenge ? parseChallenge(challenge) : null;
     if (parsed?.scheme === 'basic') {
-      if (!this.#credentials) throw new UpstreamError('the upstream registry asks for basic auth; give --proxy-username and --proxy-password', { status: 401 });
+      if (!this.#credentials) throw new UpstreamError('the upstream registry asks for credentials; the mirror has none (--proxy-username, --proxy-password)', { status: 401, denied: true });
+      if (rejected !== null && rejected.startsWith('Basic ')) throw new UpstreamError('the upstream registry refused this mirror\'s credentials (--proxy-username, --proxy-password)', { status: 401, denied: true });
       this.#basic = true;
       return this.#basicHeader();
     }
+    const current = this.header(scope);
+    if (current !== null && current !== rejected) return current;
+    const pending = this.#fetching.get(scope);
+    if (pending) return signal ? abortable(pending, signal) : pending;
+    // Not the caller's signal: other requests may be waiting for this token.
+    const fetching = this.#fetchToken(parsed, challenge, scope).finally(() => this.#fetching.delete(scope));
+    this.#fetching.set(scope, fetching);
+    return signal ? abortable(fetching, signal) : fetching;
+  }
+
+  async #fetchToken(parsed: { scheme: string; params: Record<string, string> } | null, challenge: string | null, scope: string): Promise<string> {
     if (parsed?.scheme !== 'bearer' || !parsed.params.realm) {
       throw new UpstreamError(`the upstream registry answered 401 with an unusable challenge: ${JSON.stringify((challenge ?? '').slice(0, 200))}`, { status: 401 });
     }
@@ -71,14 +95,19 @@ export class UpstreamAuth {
     if (this.#credentials) headers.authorization = this.#basicHeader();
     let res;
     try {
-      res = await fetch(url, { headers, dispatcher: this.#dispatcher, signal });
+      res = await fetch(url, { headers, dispatcher: this.#dispatcher, signal: AbortSignal.timeout(TOKEN_REQUEST_MS) });
     } catch (err) {
       throw new UpstreamError(`token request to ${url.origin} failed: ${(err as Error).message}`, { cause: err });
     }
     if (res.status === 429) throw new UpstreamError('the upstream token server rate-limits us (429)', { status: 429, retryAfter: res.headers.get('retry-after') });
     if (res.status !== 200) {
       await res.body?.cancel();
-      throw new UpstreamError(`the upstream token server answered ${res.status}`, { status: res.status === 401 || res.status === 403 ? 401 : res.status });
+      if (res.status === 401 || res.status === 403) {
+        throw new UpstreamError(this.#credentials
+          ? 'the upstream token server refused this mirror\'s credentials (--proxy-username, --proxy-password)'
+          : 'the upstream token server refused an anonymous token; the mirror has no credentials (--proxy-username, --proxy-password)', { status: res.status, denied: true });
+      }
+      throw new UpstreamError(`the upstream token server answered ${res.status}`, { status: res.status });
     }
     const body = await res.json().catch(() => null) as { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown } | null;
     const token = typeof body?.token === 'string' && body.token !== '' ? body.token : typeof body?.access_token === 'string' ? body.access_token : '';
@@ -88,8 +117,9 @@ export class UpstreamAuth {
     // The server's issue time counts only when our clocks roughly agree; otherwise from now.
     const from = Number.isFinite(issued) && Math.abs(issued - Date.now()) < 60_000 ? issued : Date.now();
     const header = `Bearer ${token}`;
+    this.#tokens.delete(scope);
     if (this.#tokens.size >= MAX_TOKENS) this.#tokens.delete(this.#tokens.keys().next().value!);
-    this.#tokens.set(scope, { header, expiresAt: from + seconds * 1000 });
+    this.#tokens.set(scope, { header, renewAt: from + seconds * 1000 - Math.min(RENEW_EARLY_MS, seconds * 500) });
     return header;
   }
 
@@ -97,6 +127,16 @@ export class UpstreamAuth {
     const { username, password } = this.#credentials!;
     return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   }
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts (the promise itself runs on). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new UpstreamError('the request ended while waiting for its token', { cause: signal.reason }));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new UpstreamError('the request ended while waiting for its token', { cause: signal.reason }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** `Bearer realm="…",service="…"` → scheme (lower case) and parameters. */

@@ -2,10 +2,12 @@
 // registry speaking its protocol): manifest and blob reads, authenticated as
 // upstream-auth.ts describes. A definite "not there" (404) is null; anything
 // else that is not an answer (unreachable, 5xx, 429, refused credentials) is
-// an UpstreamError. Blob redirects (Docker Hub sends blobs from a CDN) are
-// followed, and the Authorization header is not sent to another origin.
+// an UpstreamError; a refusal is logged too, for the operator. Blob redirects
+// (Docker Hub sends blobs from a CDN) are followed, and the Authorization
+// header is not sent to another origin.
 import { Readable } from 'node:stream';
 import { Agent, fetch, type Response } from 'undici';
+import type { Logger } from '../common/logger.ts';
 import { digestOf } from './content-digest.ts';
 import type { ByteRange } from './blob-store.ts';
 import { MediaTypes } from './manifest-document.ts';
@@ -27,9 +29,11 @@ export class UpstreamRegistry {
   readonly #base: string;
   readonly #auth: UpstreamAuth;
   readonly #dispatcher: Agent;
+  readonly #log: Logger;
 
-  constructor(url: URL, credentials: UpstreamCredentials | null) {
+  constructor(url: URL, credentials: UpstreamCredentials | null, log: Logger) {
     this.#base = url.origin;
+    this.#log = log.child({ component: 'mirror' });
     // Bounds on each wait, not on a whole transfer: a large layer may stream for minutes.
     this.#dispatcher = new Agent({ connectTimeout: 10_000, headersTimeout: 30_000, bodyTimeout: 60_000 });
     this.#auth = new UpstreamAuth(credentials, this.#dispatcher);
@@ -107,13 +111,30 @@ export class UpstreamRegistry {
       }
       if (res.status === 401 && attempt === 0) {
         await res.body?.cancel();
-        authorization = await this.#auth.answer(res.headers.get('www-authenticate'), scope, signal);
+        try {
+          authorization = await this.#auth.answer(res.headers.get('www-authenticate'), scope, authorization, signal);
+        } catch (err) {
+          if (err instanceof UpstreamError && err.denied) this.#log.error({ upstream: this.#base, repository: name, err: err.message }, 'the upstream refused the mirror\'s credentials');
+          throw err;
+        }
         continue;
       }
       if (res.status === 200 || res.status === 206) return res;
       await res.body?.cancel();
       if (res.status === 404) return null;
       if (res.status === 429) throw new UpstreamError(`${method} ${url}: rate-limited (429)`, { status: 429, retryAfter: res.headers.get('retry-after') });
+      if (res.status === 401 && authorization?.startsWith('Basic ')) {
+        const err = new UpstreamError('the upstream registry refused this mirror\'s credentials (--proxy-username, --proxy-password)', { status: 401, denied: true });
+        this.#log.error({ upstream: this.#base, repository: name, err: err.message }, 'the upstream refused the mirror\'s credentials');
+        throw err;
+      }
+      if (res.status === 401 || res.status === 403) {
+        // With the token it was just given: the mirror may not pull this repository.
+        // (Docker Hub answers so for a repository that does not exist, too.)
+        const err = new UpstreamError(`the upstream registry denies this mirror pull access to ${name} (or it does not exist there)`, { status: res.status, denied: true });
+        this.#log.warn({ upstream: this.#base, repository: name, status: res.status }, 'the upstream registry denies the mirror this repository');
+        throw err;
+      }
       throw new UpstreamError(`${method} ${url}: ${res.status}`, { status: res.status });
     }
   }

@@ -1,6 +1,8 @@
 // Runs the real `tug registry token-server` as a child process on a free
 // loopback port, with a fresh EC P-256 key pair made by openssl, and ends it
-// by its pid. The registry verifies its tokens with `publicKey`.
+// by its pid. The registry verifies its tokens with `publicKey`; distribution
+// (which reads only certificates) with `certificate`, a self-signed
+// certificate of the same key.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +20,8 @@ export interface TokenServerOptions {
   readonly issuer?: string;
   readonly service?: string;
   readonly args?: readonly string[];
+  /** openssl genpkey's key options; EC P-256 by default. */
+  readonly keyAlgorithm?: readonly string[];
 }
 
 /** A PEM key pair made by openssl: EC P-256 (ES256) unless told otherwise. */
@@ -35,10 +39,13 @@ export class TokenServerProcess extends TugProcess {
   readonly service: string;
   readonly publicKey: string;
   readonly privateKey: string;
+  /** A self-signed certificate of the signing key: distribution's `rootcertbundle`. */
+  readonly certificate: string;
   #keys = '';
 
-  constructor(child: ReturnType<typeof spawn>, port: number, issuer: string, service: string, keys: { privateKey: string; publicKey: string }) {
+  constructor(child: ReturnType<typeof spawn>, port: number, issuer: string, service: string, keys: { privateKey: string; publicKey: string; certificate: string }) {
     super(child);
+    this.certificate = keys.certificate;
     this.port = port;
     this.issuer = issuer;
     this.service = service;
@@ -56,6 +63,16 @@ export class TokenServerProcess extends TugProcess {
     return ['--auth', 'token', '--token-realm', this.realm, '--token-service', this.service, '--token-issuer', this.issuer, '--token-keys', this.publicKey];
   }
 
+  /** distribution's `auth` section that makes it trust this server's tokens. */
+  get distributionAuth(): Record<string, unknown> {
+    return { token: { realm: this.realm, service: this.service, issuer: this.issuer, rootcertbundle: this.certificate } };
+  }
+
+  /** The `token issued` log lines so far: one per token request answered. */
+  issued(): { user: string | null; asked: string[] }[] {
+    return this.logs().filter((l) => l.msg === 'token issued').map((l) => ({ user: l.user as string | null, asked: l.asked as string[] }));
+  }
+
   async close(): Promise<void> {
     await this.stop();
     if (this.#keys) await rm(this.#keys, { recursive: true, force: true });
@@ -63,7 +80,9 @@ export class TokenServerProcess extends TugProcess {
 
   static async start(options: TokenServerOptions): Promise<TokenServerProcess> {
     const keysDir = await mkdtemp(join(tmpdir(), 'tug-token-keys-'));
-    const keys = await makeKeyPair(keysDir, 'token');
+    const keys = await makeKeyPair(keysDir, 'token', options.keyAlgorithm);
+    const certificate = join(keysDir, 'token.crt');
+    await run('openssl', ['req', '-new', '-x509', '-key', keys.privateKey, '-subj', '/CN=tug test token issuer', '-days', '2', '-out', certificate]);
     const port = await freePort();
     const issuer = options.issuer ?? 'tug-test-issuer';
     const service = options.service ?? 'tug-test-registry';
@@ -77,7 +96,7 @@ export class TokenServerProcess extends TugProcess {
       ...(options.acl ? ['--acl', options.acl] : []),
       ...(options.args ?? []),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const server = new TokenServerProcess(child, port, issuer, service, keys);
+    const server = new TokenServerProcess(child, port, issuer, service, { ...keys, certificate });
     server.#keys = keysDir;
     try {
       await waitFor(async () => {

@@ -99,6 +99,24 @@ describe('pull-through cache', { skip: distributionUnavailable() ?? false }, () 
     }
   });
 
+  it('tells the client the upstream refused the mirror\'s credentials when its basic-auth password is wrong', async () => {
+    await pushUpstream('library/wrong-password', 'v1');
+    const wrong = await startRegistry({ connectionString: azurite.connectionString, container: 'wrong-password', args: ['--proxy-remote', relay.url, '--proxy-username', USER, '--proxy-password', 'not-the-password'] });
+    try {
+      // Twice: the first request learns the upstream wants basic auth, the second sends it straight away.
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(`${wrong.url}/v2/library/wrong-password/manifests/v1`, { headers: { accept: MANIFEST_ACCEPT }, signal: AbortSignal.timeout(10_000) });
+        assert.equal(res.status, 403);
+        const body = await res.json() as { errors: { code: string; message: string }[] };
+        assert.equal(body.errors[0].code, 'DENIED');
+        assert.match(body.errors[0].message, /upstream registry refused this mirror's credentials/);
+      }
+      assert.ok(wrong.logs().some((l) => l.level === 'error' && /refused this mirror's credentials/.test(String(l.err))), 'the operator reads it in the log');
+    } finally {
+      await wrong.close();
+    }
+  });
+
   it('refuses pushes and deletes with 405 UNSUPPORTED', async () => {
     const client = new RegistryClient(mirror.url);
     for (const [method, path] of [['POST', '/v2/library/app/blobs/uploads/'], ['PUT', '/v2/library/app/manifests/v2'], ['DELETE', '/v2/library/app/manifests/v1']] as const) {

@@ -6,11 +6,11 @@
 // misaddressed tokens are refused.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
+import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, SignJWT } from 'jose';
 import { AzuriteServer } from '../helpers/azurite.ts';
 import { assertSameImage, layoutTag, OciLayoutWriter } from '../helpers/oci-layout.ts';
 import { Podman } from '../helpers/podman.ts';
@@ -107,6 +107,25 @@ describe('token auth with tug registry token-server', () => {
       const res = await client.request('GET', '/v2/team-a/app/tags/list', { headers: bearer(forged) });
       assert.equal(res.status, 401);
       assert.match(res.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+    }
+  });
+
+  it('names its key in kid by the libtrust id distribution looks up, and still accepts tokens naming it by its JWK thumbprint (the kid it wrote before)', async () => {
+    const issued = await token(['repository:team-a/app:pull'], 'alice:alice-pw');
+    const { kid } = decodeProtectedHeader(issued);
+    const publicKey = createPublicKey(await readFile(tokens.publicKey, 'utf8'));
+    // libtrust: SHA-256 of the DER SubjectPublicKeyInfo, 240 bits in base32, twelve groups of four.
+    const der = publicKey.export({ type: 'spki', format: 'der' });
+    const bits = [...createHash('sha256').update(der).digest().subarray(0, 30)].map((b) => b.toString(2).padStart(8, '0')).join('');
+    const expected = bits.match(/.{5}/g)!.map((b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[parseInt(b, 2)]).join('').match(/.{4}/g)!.join(':');
+    assert.equal(kid, expected);
+    const byThumbprint = await new SignJWT({ access: [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }] })
+      .setProtectedHeader({ alg: 'ES256', kid: await calculateJwkThumbprint(await exportJWK(publicKey)) })
+      .setIssuer(tokens.issuer).setAudience(tokens.service).setSubject('alice')
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 60)
+      .sign(createPrivateKey(await readFile(tokens.privateKey, 'utf8')));
+    for (const t of [issued, byThumbprint]) {
+      assert.equal((await client.request('GET', '/v2/team-a/app/tags/list', { headers: bearer(t) })).status, 404, 'let in (to NAME_UNKNOWN)');
     }
   });
 
