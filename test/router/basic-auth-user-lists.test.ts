@@ -173,7 +173,8 @@ describe('basicAuth against a user list under /auth/', () => {
     await logged((l) => l.host === 'b.auth.test' && l.status === 503 && String(l.error).includes('/auth/staff was deleted'), 'the access log of the refusal');
     assert.deepEqual((await router.routes()).userLists.staff, { key: '/auth/staff', resolves: false, userCount: 0, routes: ['staff-a', 'staff-b'] });
 
-    const status = await new Promise<string>((resolve) => execFile(process.execPath, [TUG, 'status', '--etcd', etcd.endpoint], { timeout: 30_000 }, (_err, stdout) => resolve(stdout)));
+    const { code, stdout: status } = await new Promise<{ code: unknown; stdout: string }>((resolve) => execFile(process.execPath, [TUG, 'status', '--etcd', etcd.endpoint], { timeout: 30_000 }, (err, stdout) => resolve({ code: err?.code ?? 0, stdout })));
+    assert.equal(code, 1, 'tug status flags routes whose list is missing');
     assert.match(status, /staff-a +a\.auth\.test +\/ +echo +basic-auth=staff\(MISSING\)/);
     assert.match(status, /USER LISTS under \/auth\/ \(3\)\n.*\n {2}broken +MISSING .* +broken\n {2}nobody +1 +orphan\n {2}staff +MISSING .* +staff-a,staff-b\n/);
     assert.match(status, /\/auth\/broken: user list must be htpasswd lines/);
