@@ -72,6 +72,11 @@ export class HtpasswdUsers {
     return users;
   }
 
+  /** How many users (for views that must never show the hashes). */
+  get size(): number {
+    return this.#users.size;
+  }
+
   /** Whether `password` is `user`'s; the same cost either way. Throws `refused()` when too many checks wait. */
   async verify(user: string, password: string, refused: () => Error): Promise<boolean> {
     const hash = this.#users.get(user);

@@ -1,10 +1,11 @@
 // The cluster as etcd alone sees it, for `tug status` and the dashboard's cluster
 // view: every router's record against etcd's revision, every service with its
-// instances, the routes, and the certificates under /tls/ with their expiry.
-// One read (a transaction over the four prefixes, so everything is of one revision).
+// instances, the routes, the certificates under /tls/ with their expiry, and the
+// shared basicAuth user lists under /auth/ (user counts, and the routes referring
+// to each). One read (a transaction over the five prefixes, so everything is of one revision).
 //
 // Staleness: a router is `behind` when the revision it has applied is older than
-// the newest change under /services/, /routes/ and /tls/ (the highest mod
+// the newest change under /services/, /routes/, /tls/ and /auth/ (the highest mod
 // revision there: `tableRevision`), and `stale` when it is behind and has not
 // rewritten its record for STALE_AFTER ms. A router applies a change within
 // milliseconds and rewrites its record within a second, so `behind` alone is
@@ -45,12 +46,17 @@ export interface ClusterStatus {
   readonly readAt: string;
   /** etcd's current revision. */
   readonly revision: number;
-  /** The newest change under /services/, /routes/ and /tls/. */
+  /** The newest change under /services/, /routes/, /tls/ and /auth/. */
   readonly tableRevision: number;
   readonly routers: readonly RouterStatus[];
   readonly services: readonly { readonly name: string; readonly instances: readonly ({ readonly instance: string } & BackendSpec)[] }[];
   readonly routes: readonly ({ readonly name: string } & RouteRule)[];
   readonly certificates: readonly CertificateStatus[];
+  /**
+   * Shared user lists: every list under /auth/ with a valid value and every name a route's basicAuth
+   * refers to; `userCount` null when it has no valid value (those routes refuse every request).
+   */
+  readonly userLists: readonly { readonly name: string; readonly userCount: number | null; readonly routes: readonly string[] }[];
   /** Keys whose values Tug cannot use (a router skips them too), with the reason. */
   readonly invalid: readonly { readonly key: string; readonly error: string }[];
 }
@@ -58,7 +64,7 @@ export interface ClusterStatus {
 export async function readClusterStatus(client: Etcd3, etcdPrefix: string, now = Date.now(), timeout = 5000): Promise<ClusterStatus> {
   const keys = new RouteKeys(etcdPrefix);
   const routers = routersPrefix(etcdPrefix);
-  const prefixes = [routers, keys.servicesPrefix, keys.routesPrefix, keys.tlsPrefix];
+  const prefixes = [routers, keys.servicesPrefix, keys.routesPrefix, keys.tlsPrefix, keys.authPrefix];
   const result = await client.kv.txn({
     success: prefixes.map((prefix) => {
       const range = Range.prefix(prefix);
@@ -85,6 +91,8 @@ export async function readClusterStatus(client: Etcd3, etcdPrefix: string, now =
   const services = new Map<string, ({ instance: string } & BackendSpec)[]>();
   const routes: ({ name: string } & RouteRule)[] = [];
   const certificates: CertificateStatus[] = [];
+  const userLists = new Map<string, { userCount: number | null; routes: string[] }>();
+  const userList = (name: string) => userLists.get(name) ?? userLists.set(name, { userCount: null, routes: [] }).get(name)!;
   for (const kv of tableKvs) {
     const key = kv.key.toString();
     const value = kv.value.toString();
@@ -104,6 +112,10 @@ export async function readClusterStatus(client: Etcd3, etcdPrefix: string, now =
       services.set(change.service, list);
     } else if (change.kind === 'route' && change.rule !== null) {
       routes.push({ name: change.name, ...change.rule });
+      const usersKey = change.rule.middlewares?.basicAuth?.usersKey;
+      if (usersKey !== undefined && usersKey !== null) userList(usersKey).routes.push(change.name);
+    } else if (change.kind === 'user-list' && change.users !== null) {
+      userList(change.name).userCount = change.count;
     }
   }
   const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
@@ -115,6 +127,7 @@ export async function readClusterStatus(client: Etcd3, etcdPrefix: string, now =
     services: [...services].map(([name, instances]) => ({ name, instances })).sort(byName),
     routes: routes.sort(byName),
     certificates: certificates.sort((a, b) => (a.daysLeft ?? -Infinity) - (b.daysLeft ?? -Infinity) || a.name.localeCompare(b.name)),
+    userLists: [...userLists].map(([name, list]) => ({ name, userCount: list.userCount, routes: list.routes.sort() })).sort(byName),
     invalid,
   };
 }

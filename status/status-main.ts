@@ -2,7 +2,8 @@
 // a router has not applied the latest change yet, so a change made a moment ago
 // is not reported as a stale router), prints it, and sets the exit code:
 //   0  every router in sync and healthy, no certificate expiring within 21 days
-//   1  something to look at: a stale or unhealthy router, an expiring or unreadable certificate, an invalid key
+//   1  something to look at: a stale or unhealthy router, an expiring or unreadable certificate, an invalid key,
+//      a user list that routes refer to and that has no valid value
 //   3  etcd did not answer
 import { createEtcdClient } from '../common/etcd-client.ts';
 import { readClusterStatus, type ClusterStatus } from './cluster-status.ts';
@@ -30,6 +31,7 @@ export async function runStatus(config: StatusConfig): Promise<void> {
   process.stdout.write(config.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, config.etcd));
   const flagged = status.routers.some((r) => r.sync === 'stale' || !r.healthy)
     || status.certificates.some((c) => c.expiring || c.error !== undefined)
-    || status.invalid.length > 0;
+    || status.invalid.length > 0
+    || status.userLists.some((l) => l.userCount === null && l.routes.length > 0);
   process.exitCode = flagged ? 1 : 0;
 }

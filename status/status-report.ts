@@ -36,8 +36,16 @@ export function renderStatus(status: ClusterStatus, endpoints: readonly string[]
         r.name, r.hosts.length === 0 ? '(any)' : r.hosts.join(','), r.paths.join(','),
         r.services.length === 1 ? r.service : r.services.map((s) => `${s.service}:${s.weight}`).join(','),
         [r.balance === 'round-robin' ? '' : r.balance, r.httpsRedirect ? 'https-redirect' : '', r.hsts === null ? '' : `hsts=${r.hsts.maxAge}`,
-          r.healthCheck === null ? '' : 'health-check', r.sticky === null ? '' : 'sticky'].filter(Boolean).join(' '),
+          r.healthCheck === null ? '' : 'health-check', r.sticky === null ? '' : 'sticky', basicAuthOption(r, status)].filter(Boolean).join(' '),
       ]),
+    ]));
+  }
+
+  if (status.userLists.length > 0) {
+    out.push('', `USER LISTS under /auth/ (${status.userLists.length})`);
+    out.push(...table([
+      ['NAME', 'USERS', 'ROUTES'],
+      ...status.userLists.map((l) => [l.name, l.userCount === null ? 'MISSING (its routes refuse every request)' : String(l.userCount), l.routes.join(',')]),
     ]));
   }
 
@@ -55,6 +63,15 @@ export function renderStatus(status: ClusterStatus, endpoints: readonly string[]
     for (const { key, error } of status.invalid) out.push(`  ${clean(key)}: ${clean(error)}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** `basic-auth`, or with a shared list `basic-auth=<name>` (`(MISSING)` when it has no valid value). */
+function basicAuthOption(route: ClusterStatus['routes'][number], status: ClusterStatus): string {
+  const auth = route.middlewares?.basicAuth;
+  if (auth === undefined || auth === null) return '';
+  if (auth.usersKey === null) return 'basic-auth';
+  const missing = status.userLists.find((l) => l.name === auth.usersKey)?.userCount === null;
+  return `basic-auth=${auth.usersKey}${missing ? '(MISSING)' : ''}`;
 }
 
 /** Columns padded to their widest cell. */

@@ -1,4 +1,4 @@
-// Keeps the router's view of etcd (services, routes, TLS certificates, ACME challenges and states) correct:
+// Keeps the router's view of etcd (services, routes, TLS certificates, basicAuth user lists, ACME challenges and states) correct:
 // a snapshot with its revision, then watches from the next revision; a fresh snapshot (applied as a diff) after a
 // compaction, a wiped etcd (revision going backwards or a new cluster id), a
 // stalled watch or an outage. It never removes a route because of an etcd

@@ -6,6 +6,8 @@
 //   <prefix>/tls/<name>                     = {"cert": PEM chain, "key": PEM key}; the name
 //                                             "default" is served to clients whose name no
 //                                             certificate covers (and to clients without SNI)
+//   <prefix>/auth/<name>                    = htpasswd lines (bcrypt only): a user list that route
+//                                             rules name with "basicAuth": {"usersKey": "<name>"}
 //   <prefix>/acme/challenges/<token>        = an HTTP-01 key authorization every router answers
 //   <prefix>/cluster/sticky-key             = the sticky-session cookie key (etcd/sticky-key.ts;
 //                                             read once at start, never watched)
@@ -23,6 +25,7 @@ import { parseAcmeState, type AcmeState } from '../acme/acme-state.ts';
 import { isChallengeToken, parseKeyAuthorization } from '../acme/challenge-store.ts';
 import { parseCertificate, type CertificateSpec } from '../tls/tls-certificate.ts';
 import { MIDDLEWARE_FIELDS, parseMiddlewares, type MiddlewareSpec } from '../middleware/middleware-spec.ts';
+import { checkUserList, USER_LIST_NAME } from '../middleware/user-lists.ts';
 
 export interface BackendSpec {
   readonly host: string;
@@ -74,6 +77,8 @@ export type TableChange =
   | { readonly kind: 'backend'; readonly key: string; readonly service: string; readonly instance: string; readonly spec: BackendSpec | null }
   | { readonly kind: 'route'; readonly key: string; readonly name: string; readonly rule: RouteRule | null }
   | { readonly kind: 'certificate'; readonly key: string; readonly name: string; readonly certificate: CertificateSpec | null }
+  /** A shared basicAuth user list: its htpasswd text (checked) and user count; null text: deleted. */
+  | { readonly kind: 'user-list'; readonly key: string; readonly name: string; readonly users: string | null; readonly count: number }
   | { readonly kind: 'challenge'; readonly key: string; readonly token: string; readonly keyAuthorization: string | null }
   | { readonly kind: 'acme-state'; readonly key: string; readonly host: string; readonly state: AcmeState | null };
 
@@ -83,6 +88,7 @@ export function isRemoval(change: TableChange): boolean {
     case 'backend': return change.spec === null;
     case 'route': return change.rule === null;
     case 'certificate': return change.certificate === null;
+    case 'user-list': return change.users === null;
     case 'challenge': return change.keyAuthorization === null;
     case 'acme-state': return change.state === null;
   }
@@ -103,6 +109,7 @@ export class RouteKeys {
   readonly servicesPrefix: string;
   readonly routesPrefix: string;
   readonly tlsPrefix: string;
+  readonly authPrefix: string;
   readonly acme: AcmeKeys;
   /** Every prefix the router watches. */
   readonly prefixes: readonly string[];
@@ -112,8 +119,9 @@ export class RouteKeys {
     this.servicesPrefix = `${this.root}/services/`;
     this.routesPrefix = `${this.root}/routes/`;
     this.tlsPrefix = `${this.root}/tls/`;
+    this.authPrefix = `${this.root}/auth/`;
     this.acme = new AcmeKeys(this.root, this.tlsPrefix);
-    this.prefixes = [this.servicesPrefix, this.routesPrefix, this.tlsPrefix, this.acme.challengesPrefix, this.acme.statePrefix];
+    this.prefixes = [this.servicesPrefix, this.routesPrefix, this.tlsPrefix, this.authPrefix, this.acme.challengesPrefix, this.acme.statePrefix];
   }
 
   /** Parses one key; `value === null` means the key was deleted. Keys outside the schema yield `{ok:false, error:null}`. */
@@ -146,6 +154,14 @@ export class RouteKeys {
       const certificate = parseCertificateValue(value);
       if (typeof certificate === 'string') return { ok: false, error: etcdValueError(key, certificate) };
       return { ok: true, change: { kind: 'certificate', key, name, certificate } };
+    }
+    if (key.startsWith(this.authPrefix)) {
+      const name = key.slice(this.authPrefix.length);
+      if (!USER_LIST_NAME.test(name)) return { ok: false, error: etcdValueError(key, 'not a user-list key: expected <prefix>/auth/<name>') };
+      if (value === null) return { ok: true, change: { kind: 'user-list', key, name, users: null, count: 0 } };
+      const count = checkUserList(value);
+      if (typeof count === 'string') return { ok: false, error: etcdValueError(key, `user list must be htpasswd lines, user:bcrypt-hash (htpasswd -nB): ${count}`) };
+      return { ok: true, change: { kind: 'user-list', key, name, users: value, count } };
     }
     if (key.startsWith(this.acme.challengesPrefix)) {
       const token = key.slice(this.acme.challengesPrefix.length);

@@ -64,9 +64,23 @@ export function parseMiddlewares(rule: Readonly<Record<string, unknown>>): Middl
   return { stripPrefix: strip?.prefix ?? null, addPrefix: add?.prefix ?? null, requestHeaders, responseHeaders, allow, deny, basicAuth, rateLimit, compress, cors, maxBodySize };
 }
 
-/** The spec as the admin `/routes` shows it: password hashes replaced by the user names. */
-export function redactMiddlewares(spec: MiddlewareSpec): object {
-  if (spec.basicAuth === null) return spec;
-  const users = spec.basicAuth.users.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.slice(0, l.indexOf(':')));
-  return { ...spec, basicAuth: { users, realm: spec.basicAuth.realm } };
+/** What `/routes` shows of a shared user list a route refers to. */
+export interface UserListView {
+  /** The full etcd key. */
+  readonly key: string;
+  /** Whether it holds a valid list now (false: the route refuses every request, 503). */
+  readonly resolves: boolean;
+  readonly userCount: number;
+}
+
+/**
+ * The spec as the admin `/routes` shows it: inline password hashes replaced by the user names; a
+ * `usersKey` with its key, whether it resolves and its user count (never the hashes).
+ */
+export function redactMiddlewares(spec: MiddlewareSpec, userList: (name: string) => UserListView): object {
+  const auth = spec.basicAuth;
+  if (auth === null) return spec;
+  if (auth.usersKey !== null) return { ...spec, basicAuth: { usersKey: auth.usersKey, realm: auth.realm, ...userList(auth.usersKey) } };
+  const users = auth.users!.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.slice(0, l.indexOf(':')));
+  return { ...spec, basicAuth: { users, realm: auth.realm } };
 }

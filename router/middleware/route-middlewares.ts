@@ -10,10 +10,9 @@
 //      (compression.ts); maxBodySize on a streamed request body (the adapters
 //      count, Exchange.bodyTooLarge decides).
 // Never: hold per-request state (that is ShapedRequest's), or touch a socket.
-import type { ConcurrencyLimit } from '../../common/concurrency-limit.ts';
 import type { RequestHead } from '../core/forward-headers.ts';
 import type { ResponseEdits } from '../core/response-edits.ts';
-import { BasicAuth } from './basic-auth.ts';
+import { BasicAuth, type BasicAuthEnv } from './basic-auth.ts';
 import type { ClusterShare } from './cluster-share.ts';
 import { Compression, MIN_LENGTH, negotiateEncoding, type Encoding } from './compression.ts';
 import { Cors, CORS_FIELDS } from './cors.ts';
@@ -25,11 +24,9 @@ import { PathRewrite } from './path-rewrite.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { NO_BODY, responseField, type ParsedResponse } from '../protocols/http1/response-head.ts';
 
-/** What compiled middlewares share in one worker. */
-export interface MiddlewareEnv {
+/** What compiled middlewares share in one worker: the cluster's rate share, the bound on bcrypt checks, the shared user lists. */
+export interface MiddlewareEnv extends BasicAuthEnv {
   readonly share: ClusterShare;
-  /** The bound on bcrypt checks, over every route of the worker. */
-  readonly hashChecks: ConcurrencyLimit;
 }
 
 const TOO_LARGE = refusal(413, 'request body above maxBodySize');
@@ -53,7 +50,7 @@ export class RouteMiddlewares {
     this.#ipFilter = spec.allow === null && spec.deny === null ? null : new IpFilter(spec.allow, spec.deny);
     this.#rateLimit = spec.rateLimit === null ? null : new RateLimiter(spec.rateLimit, env.share);
     this.#cors = spec.cors === null ? null : new Cors(spec.cors);
-    this.#auth = spec.basicAuth === null ? null : new BasicAuth(spec.basicAuth, env.hashChecks);
+    this.#auth = spec.basicAuth === null ? null : new BasicAuth(spec.basicAuth, env);
     this.maxBodySize = spec.maxBodySize ?? -1;
     this.#rewrite = spec.stripPrefix === null && spec.addPrefix === null ? null : new PathRewrite(spec.stripPrefix, spec.addPrefix);
     this.#requestHeaders = spec.requestHeaders === null ? null : new HeaderEdits(spec.requestHeaders);

@@ -17,6 +17,8 @@ import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messa
 import { ConcurrencyLimit } from '../../common/concurrency-limit.ts';
 import { HASH_CHECKS } from '../middleware/basic-auth.ts';
 import { ClusterShare } from '../middleware/cluster-share.ts';
+import { UserLists } from '../middleware/user-lists.ts';
+import { RouteKeys } from '../etcd/route-keys.ts';
 
 export async function runWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_CONFIG_ENV] ?? 'null') as RouterConfig | null;
@@ -30,7 +32,9 @@ export async function runWorker(): Promise<void> {
     ejectMax: config.ejectMax,
   }, config.websocketDrain);
   const share = new ClusterShare(config.workers);
-  const table = new RouteTable(registry, config.domain, { share, hashChecks: new ConcurrencyLimit(HASH_CHECKS.concurrency, HASH_CHECKS.queue) });
+  const hashChecks = new ConcurrencyLimit(HASH_CHECKS.concurrency, HASH_CHECKS.queue);
+  const userLists = new UserLists(new RouteKeys(config.etcdPrefix).authPrefix, hashChecks);
+  const table = new RouteTable(registry, config.domain, { share, hashChecks, userLists });
   const metrics = new WorkerMetrics();
   const http: ProxyContext = {
     table,

@@ -68,11 +68,12 @@ export class RouteTable {
     this.#domainSuffix = domain ? `.${domain.toLowerCase()}` : null;
   }
 
-  /** Applies backend, route and challenge changes; certificate changes belong to the TLS listener and are skipped. */
+  /** Applies backend, route, user-list and challenge changes; certificate changes belong to the TLS listener and are skipped. */
   apply(changes: readonly TableChange[]): void {
     for (const change of changes) {
       if (change.kind === 'backend') this.#applyBackend(change.service, change.instance, change.spec);
       else if (change.kind === 'route') this.#applyRoute(change.name, change.rule);
+      else if (change.kind === 'user-list') this.#middlewareEnv?.userLists.set(change.name, change.users);
       else if (change.kind === 'challenge') this.challenges.set(change.token, change.keyAuthorization);
     }
   }
