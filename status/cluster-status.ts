@@ -17,6 +17,7 @@ import { Range, type Etcd3 } from 'etcd3';
 import { RouteKeys, type BackendSpec, type RouteRule } from '../router/etcd/route-keys.ts';
 import { parseRouterRecord, routersPrefix, type RouterRecord } from '../router/process/router-record.ts';
 import { certificateHosts } from '../router/tls/tls-certificate.ts';
+import { withoutHashes } from '../router/middleware/middleware-spec.ts';
 
 /** A router behind the table for longer than this (by its record's age) is stale. */
 export const STALE_AFTER = 5000;
@@ -111,7 +112,8 @@ export async function readClusterStatus(client: Etcd3, etcdPrefix: string, now =
       list.push({ instance: change.instance, ...change.spec });
       services.set(change.service, list);
     } else if (change.kind === 'route' && change.rule !== null) {
-      routes.push({ name: change.name, ...change.rule });
+      // The cluster view is also served on routers' admin listeners: never a password hash.
+      routes.push({ name: change.name, ...change.rule, middlewares: change.rule.middlewares === null ? null : withoutHashes(change.rule.middlewares) });
       const usersKey = change.rule.middlewares?.basicAuth?.usersKey;
       if (usersKey !== undefined && usersKey !== null) userList(usersKey).routes.push(change.name);
     } else if (change.kind === 'user-list' && change.users !== null) {

@@ -6,7 +6,6 @@
 import type { MergedMetrics } from '../metrics/metrics-aggregator.ts';
 import { pairKey } from '../metrics/metrics-aggregator.ts';
 import type { CertificateInfo } from '../metrics/metrics-exposition.ts';
-import type { RouteRule } from '../etcd/route-keys.ts';
 import { requestRate, type CounterWindow } from '../../common/dashboard/counter-rates.ts';
 import type { ServiceView as TableServiceView } from '../table/table-view.ts';
 
@@ -17,7 +16,8 @@ export interface DashboardInput {
   readonly workers: { readonly configured: number; readonly processes: readonly { readonly pid: number; readonly listening: boolean }[] };
   /** The primary's table: each service with its instances. */
   readonly services: Iterable<TableServiceView>;
-  readonly routes: Iterable<{ readonly name: string; readonly rule: RouteRule }>;
+  /** Rules as the admin listener shows them (TableView.ruleView: no password hashes). */
+  readonly routes: Iterable<{ readonly name: string; readonly rule: object }>;
   readonly certificates: readonly CertificateInfo[];
   readonly metrics: MergedMetrics;
   /** Over the router's request counters (by pairKey, counts by status class). */
@@ -52,7 +52,8 @@ export interface DashboardData {
   readonly etcd: { readonly endpoints: readonly string[]; readonly prefix: string; readonly synced: boolean; readonly connected: boolean; readonly revision: number; readonly secondsSinceContact: number | null };
   readonly workers: { readonly configured: number; readonly listening: number; readonly processes: readonly { readonly pid: number; readonly listening: boolean }[] };
   readonly services: readonly ServiceView[];
-  readonly routes: readonly ({ readonly name: string } & RouteRule)[];
+  /** Each rule as TableView.ruleView shows it, with its name. */
+  readonly routes: readonly ({ readonly name: string } & object)[];
   readonly certificates: readonly { readonly name: string; readonly source: string; readonly hosts: readonly string[]; readonly notAfter: string; readonly daysLeft: number }[];
 }
 

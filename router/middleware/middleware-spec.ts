@@ -81,6 +81,16 @@ export function redactMiddlewares(spec: MiddlewareSpec, userList: (name: string)
   const auth = spec.basicAuth;
   if (auth === null) return spec;
   if (auth.usersKey !== null) return { ...spec, basicAuth: { usersKey: auth.usersKey, realm: auth.realm, ...userList(auth.usersKey) } };
-  const users = auth.users!.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.slice(0, l.indexOf(':')));
-  return { ...spec, basicAuth: { users, realm: auth.realm } };
+  return { ...spec, basicAuth: { users: userNames(auth.users!), realm: auth.realm } };
+}
+
+/** The spec with each inline password hash replaced by a placeholder (for views typed as the spec, like `tug status`). */
+export function withoutHashes(spec: MiddlewareSpec): MiddlewareSpec {
+  const auth = spec.basicAuth;
+  if (auth === null || auth.users === null) return spec;
+  return { ...spec, basicAuth: { ...auth, users: userNames(auth.users).map((user) => `${user}:(hash hidden)`).join('\n') } };
+}
+
+function userNames(htpasswd: string): string[] {
+  return htpasswd.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.slice(0, l.indexOf(':')));
 }

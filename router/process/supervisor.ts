@@ -325,7 +325,7 @@ export class RouterSupervisor {
     const metrics = await this.#metrics.collect(workers, (worker, id) => this.#send(worker, { type: 'metrics-request', id }));
     const now = Date.now();
     const routes = [];
-    for (const change of this.#state.values()) if (change.kind === 'route' && change.rule !== null) routes.push({ name: change.name, rule: change.rule });
+    for (const change of this.#state.values()) if (change.kind === 'route' && change.rule !== null) routes.push({ name: change.name, rule: this.#table.ruleView(change.rule) });
     const health = this.#health();
     return buildDashboard({
       now,

@@ -87,13 +87,17 @@ export class TableView {
     return [...this.#services].map(([name, instances]) => ({ name, instances: [...instances.values()] }));
   }
 
+  /** A rule as the admin listener shows it (`/routes`, the dashboard): never a password hash. */
+  ruleView(rule: RouteRule): object {
+    return rule.middlewares === null ? rule : { ...rule, middlewares: redactMiddlewares(rule.middlewares, (name) => this.userList(name)) };
+  }
+
   /** The table as operators see it on the admin `/routes` endpoint. */
   toJSON(): object {
     const services: Record<string, readonly InstanceView[]> = {};
     for (const { name, instances } of this.services()) services[name] = instances;
     const routes: Record<string, object> = {};
-    const userList = (name: string) => this.userList(name);
-    for (const [name, rule] of this.#routes) routes[name] = rule.middlewares === null ? rule : { ...rule, middlewares: redactMiddlewares(rule.middlewares, userList) };
+    for (const [name, rule] of this.#routes) routes[name] = this.ruleView(rule);
     // Every list that exists or is referred to, with the routes referring to it.
     const userLists: Record<string, UserListView & { routes: string[] }> = {};
     for (const name of [...this.#userLists.keys()].sort()) userLists[name] = { ...this.userList(name), routes: [] };

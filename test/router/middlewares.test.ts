@@ -182,6 +182,16 @@ describe('route middlewares', () => {
     assert.deepEqual(shown, { users: ['alice', 'bob'], realm: 'staff' }, 'the admin /routes shows user names, never hashes');
   });
 
+  it('never shows an inline password hash on the admin listener: /routes, the dashboard\'s data and its cluster view', async () => {
+    for (const path of ['/routes', '/dashboard.json', '/cluster.json']) {
+      const res = await fetch(`http://127.0.0.1:${router.adminPort}${path}`);
+      assert.equal(res.status, 200, path);
+      const text = await res.text();
+      assert.match(text, /alice/, `${path} shows the route's users`);
+      assert.doesNotMatch(text, /\$2[aby]\$/, `${path} shows no bcrypt hash`);
+    }
+  });
+
   it('costs the same for an unknown user as for a wrong password (medians within noise)', async () => {
     const timed = async (authorization: string): Promise<number> => {
       const started = performance.now();
