@@ -6,9 +6,9 @@ import { Command } from 'commander';
 import { TUG_VERSION } from '../common/version.ts';
 import { announceCommand } from '../deployer/announce.command.ts';
 import { deployActions, deployCommand } from '../deployer/deploy.command.ts';
-import { gcCommand } from '../registry-proxy/gc.command.ts';
+import { gcCommand } from '../registry-proxy/gc/gc.command.ts';
 import { registryCommand } from '../registry-proxy/registry.command.ts';
-import { tokenServerCommand } from '../registry-proxy/token-server.command.ts';
+import { tokenServerCommand } from '../registry-proxy/token-server/token-server.command.ts';
 import { routerCommand } from '../router/router.command.ts';
 import { statusCommand } from '../status/status.command.ts';
 import { unitsCommand } from '../units/units.command.ts';
@@ -21,8 +21,8 @@ export function createProgram(): Command {
     .addCommand(routerCommand(async (config) => (await import('../router/main.ts')).startRouter(config)))
     .addCommand(registryCommand(
       async (config) => (await import('../registry-proxy/main.ts')).startRegistry(config),
-      gcCommand(async (config) => (await import('../registry-proxy/gc-main.ts')).runGarbageCollection(config)),
-      tokenServerCommand(async (config) => (await import('../registry-proxy/token-server-main.ts')).startTokenServer(config)),
+      gcCommand(async (config) => (await import('../registry-proxy/gc/gc-main.ts')).runGarbageCollection(config)),
+      tokenServerCommand(async (config) => (await import('../registry-proxy/token-server/token-server-main.ts')).startTokenServer(config)),
     ))
     .addCommand(announceCommand(async (config) => (await import('../deployer/announce-main.ts')).startAnnouncer(config)))
     .addCommand(statusCommand(async (config) => (await import('../status/status-main.ts')).runStatus(config)))

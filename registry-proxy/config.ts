@@ -8,7 +8,7 @@ import { parseListenAddress, type ListenAddress } from '../common/listen-address
 import type { LogLevel } from '../common/logger.ts';
 import { optionReader, type OptionSpec } from '../common/option-spec.ts';
 import { parseInteger, parseSize } from '../common/units.ts';
-import { authOptions, resolveAuthConfig, type AuthConfig, type AuthFlag } from './auth-config.ts';
+import { authOptions, resolveAuthConfig, type AuthConfig, type AuthFlag } from './auth/auth-config.ts';
 
 export interface RegistryConfig extends AuthConfig {
   readonly listen: ListenAddress;

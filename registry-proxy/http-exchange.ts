@@ -3,7 +3,7 @@
 // docker checks for.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { RegistryError } from './registry-errors.ts';
-import type { RequestAccess } from './request-access.ts';
+import type { RequestAccess } from './auth/request-access.ts';
 
 export interface Exchange {
   readonly req: IncomingMessage;

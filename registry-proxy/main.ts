@@ -3,23 +3,23 @@
 import { AdminServer } from '../common/admin-server.ts';
 import { formatListenAddress } from '../common/listen-address.ts';
 import { createLogger } from '../common/logger.ts';
-import { AzureBlobStore } from './azure-blob-store.ts';
-import { azureOperationMetrics } from './azure-operation-metrics.ts';
-import type { BlobStore } from './blob-store.ts';
-import { CachingBlobStore } from './caching-blob-store.ts';
-import { Catalog } from './catalog.ts';
+import { AzureBlobStore } from './storage/azure-blob-store.ts';
+import { azureOperationMetrics } from './storage/azure-operation-metrics.ts';
+import type { BlobStore } from './storage/blob-store.ts';
+import { CachingBlobStore } from './storage/caching-blob-store.ts';
+import { Catalog } from './repository/catalog.ts';
 import type { RegistryConfig } from './config.ts';
 import { registryDashboard } from './dashboard/dashboard-routes.ts';
-import { DiskBlobCache } from './disk-blob-cache.ts';
-import { MirrorBlobs } from './mirror-blobs.ts';
-import { MirrorManifests } from './mirror-manifests.ts';
-import { createAccessGate } from './registry-access.ts';
+import { DiskBlobCache } from './storage/disk-blob-cache.ts';
+import { MirrorBlobs } from './mirror/mirror-blobs.ts';
+import { MirrorManifests } from './mirror/mirror-manifests.ts';
+import { createAccessGate } from './auth/registry-access.ts';
 import { RegistryMetrics } from './registry-metrics.ts';
 import { RegistryServer } from './registry-server.ts';
-import { RepositoryBlobs } from './repository-blobs.ts';
-import { RepositoryManifests } from './repository-manifests.ts';
-import { UploadSessions } from './upload-sessions.ts';
-import { UpstreamRegistry } from './upstream-registry.ts';
+import { RepositoryBlobs } from './repository/repository-blobs.ts';
+import { RepositoryManifests } from './repository/repository-manifests.ts';
+import { UploadSessions } from './repository/upload-sessions.ts';
+import { UpstreamRegistry } from './mirror/upstream-registry.ts';
 
 /** How often a missing container is retried, and abandoned uploads are purged. */
 const CONTAINER_RETRY_MS = 5_000;

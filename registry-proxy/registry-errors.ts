@@ -4,7 +4,7 @@
 // handler throws a RegistryError; the server turns it into the spec's JSON body
 // in one place (`registryErrorFrom`), so no stack trace or storage detail ever
 // reaches a client.
-import { BlobStoreError } from './blob-store.ts';
+import { BlobStoreError } from './storage/blob-store.ts';
 
 export const RegistryErrorTable = {
   UNKNOWN: { status: 500, message: 'unknown error' },

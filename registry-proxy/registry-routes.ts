@@ -1,16 +1,16 @@
 // The registry's URL space: which handler serves which method and path. The
 // repository name is validated here, once, before any handler runs; the other
 // path parameters are validated by the handler that knows what they are.
-import { deleteBlob, getBlob } from './blobs.handler.ts';
-import { listCatalog } from './catalog.handler.ts';
+import { deleteBlob, getBlob } from './handlers/blobs.handler.ts';
+import { listCatalog } from './handlers/catalog.handler.ts';
 import { sendJson, type Exchange } from './http-exchange.ts';
-import { deleteManifest, getManifest, putManifest } from './manifests.handler.ts';
+import { deleteManifest, getManifest, putManifest } from './handlers/manifests.handler.ts';
 import { parseRepositoryName } from './references.ts';
-import { listReferrers } from './referrers.handler.ts';
+import { listReferrers } from './handlers/referrers.handler.ts';
 import type { RegistryContext } from './registry-context.ts';
 import { RegistryError } from './registry-errors.ts';
-import { listTags } from './tags.handler.ts';
-import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './uploads.handler.ts';
+import { listTags } from './handlers/tags.handler.ts';
+import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './handlers/uploads.handler.ts';
 
 export type Handler = (ctx: RegistryContext, ex: Exchange) => Promise<void>;
 

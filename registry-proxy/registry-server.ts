@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.ts';
 import { listenOn, type ListenAddress } from '../common/listen-address.ts';
 import { sendError } from './http-exchange.ts';
-import type { AccessGate } from './access-gate.ts';
+import type { AccessGate } from './auth/access-gate.ts';
 import type { RegistryContext } from './registry-context.ts';
 import { RegistryError, registryErrorFrom } from './registry-errors.ts';
 import { matchRoute } from './registry-routes.ts';

@@ -3,9 +3,9 @@
 // pinned here without any server.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlobNaming, StoragePaths } from '../../registry-proxy/storage-paths.ts';
+import { BlobNaming, StoragePaths } from '../../registry-proxy/storage/storage-paths.ts';
 import { isRepositoryName, isTag, parseManifestReference, tryParseDigest } from '../../registry-proxy/references.ts';
-import { parseContentRange, parseRangeHeader } from '../../registry-proxy/http-ranges.ts';
+import { parseContentRange, parseRangeHeader } from '../../registry-proxy/handlers/http-ranges.ts';
 
 const HEX = 'ab'.repeat(32);
 const digest = tryParseDigest(`sha256:${HEX}`)!;
