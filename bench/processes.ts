@@ -66,6 +66,17 @@ export function cpuTimes(pids: readonly number[]): { user: number; system: numbe
   return { user: user / 100, system: system / 100 };
 }
 
+/**
+ * User+system CPU seconds of this process's children that have ended and
+ * been waited for (short-lived clients such as skopeo): the kernel adds them
+ * up in /proc/self/stat.
+ */
+export function endedChildrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
 /** Resident memory, bytes. */
 export function rss(pid: number): number {
   try {

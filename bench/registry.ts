@@ -21,6 +21,11 @@
 // second row uploads all files at once, for reference (what a client pushing
 // layers in parallel could reach).
 //
+// Each time comes with the CPU seconds its processes spent meanwhile (from
+// /proc): the registry's, Azurite's and the client's (skopeo, or the floor's
+// own SDK client), so a report shows where a gap comes from on a machine
+// whose cores those processes share.
+//
 // `node bench/registry.ts [rounds]` runs this scenario alone (default 3 rounds).
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -31,13 +36,27 @@ import { DistributionRegistry } from '../test/helpers/distribution.ts';
 import { layoutTag, OciLayoutWriter } from '../test/helpers/oci-layout.ts';
 import { startRegistry, type RegistryProcess } from '../test/helpers/registry.ts';
 import { skopeoCopy } from '../test/helpers/skopeo.ts';
+import { cpuSeconds, endedChildrenCpuSeconds } from './processes.ts';
 import { median } from './stats.ts';
+
+/** CPU seconds one operation cost each process. */
+export interface CpuSplit {
+  /** The registry under test (0 for the floor, which has none). */
+  readonly registry: number;
+  readonly azurite: number;
+  /** skopeo, or the floor's own @azure/storage-blob client. */
+  readonly client: number;
+}
+
+type Operation = 'push' | 'pullCold' | 'pullWarm';
 
 export interface RegistryTimes {
   /** Seconds, one per round. */
   readonly push: readonly number[];
   readonly pullCold: readonly number[];
   readonly pullWarm: readonly number[];
+  /** CPU seconds, one per round. */
+  readonly cpu: Record<Operation, readonly CpuSplit[]>;
 }
 
 export interface RegistryResult {
@@ -58,6 +77,8 @@ const LAYER_BYTES = 25 * 1024 * 1024;
 interface Target {
   readonly name: string;
   host(): string;
+  /** The registry's process id, for its CPU time. */
+  pid(): number | undefined;
   /** Before a cold pull: empty whatever cache the registry keeps. */
   emptyCache(): Promise<void>;
   close(): Promise<void>;
@@ -72,7 +93,23 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
     const targets: Target[] = [await tugTarget(azurite, work), await distributionTarget(work)];
     for (const t of targets) closers.push(() => t.close());
 
-    const times = new Map<string, { push: number[]; pullCold: number[]; pullWarm: number[] }>([FLOOR, FLOOR_PARALLEL, ...targets.map((t) => t.name)].map((name) => [name, { push: [], pullCold: [], pullWarm: [] }]));
+    const times = new Map<string, { push: number[]; pullCold: number[]; pullWarm: number[]; cpu: Record<Operation, CpuSplit[]> }>([FLOOR, FLOOR_PARALLEL, ...targets.map((t) => t.name)]
+      .map((name) => [name, { push: [], pullCold: [], pullWarm: [], cpu: { push: [], pullCold: [], pullWarm: [] } }]));
+    // Runs `action` and records its seconds and the CPU each process spent meanwhile.
+    const record = async (name: string, operation: Operation, registryPid: number | undefined, action: () => Promise<unknown>) => {
+      const ownClient = registryPid === undefined;
+      const cpu = () => ({
+        registry: registryPid === undefined ? 0 : cpuSeconds([registryPid]),
+        azurite: azurite.pid === undefined ? 0 : cpuSeconds([azurite.pid]),
+        client: ownClient ? processCpuSeconds() : endedChildrenCpuSeconds(),
+      });
+      const before = cpu();
+      const seconds = await timed(action);
+      const after = cpu();
+      const t = times.get(name)!;
+      t[operation].push(seconds);
+      t.cpu[operation].push({ registry: after.registry - before.registry, azurite: after.azurite - before.azurite, client: after.client - before.client });
+    };
     const floorContainer = azurite.container('floor');
     await floorContainer.createIfNotExists();
     for (let round = 0; round < rounds; round++) {
@@ -88,21 +125,21 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
       await mkdir(downloads, { recursive: true });
       const parallel = times.get(FLOOR_PARALLEL)!;
       const upload = (f: string, prefix: string) => floorContainer.getBlockBlobClient(`${prefix}/${f}`).uploadFile(join(blobs, f));
-      floor.push.push(await timed(async () => { for (const f of files) await upload(f, `${round}`); }));
-      parallel.push.push(await timed(() => Promise.all(files.map((f) => upload(f, `${round}-parallel`)))));
-      floor.pullCold.push(await timed(() => Promise.all(files.map((f) => floorContainer.getBlockBlobClient(`${round}/${f}`).downloadToFile(join(downloads, f))))));
+      await record(FLOOR, 'push', undefined, async () => { for (const f of files) await upload(f, `${round}`); });
+      await record(FLOOR_PARALLEL, 'push', undefined, () => Promise.all(files.map((f) => upload(f, `${round}-parallel`))));
+      await record(FLOOR, 'pullCold', undefined, () => Promise.all(files.map((f) => floorContainer.getBlockBlobClient(`${round}/${f}`).downloadToFile(join(downloads, f)))));
       await rm(downloads, { recursive: true, force: true });
       progress(`  registry round ${round + 1}/${rounds} floor: upload ${floor.push.at(-1)!.toFixed(2)} s (all at once ${parallel.push.at(-1)!.toFixed(2)} s), download ${floor.pullCold.at(-1)!.toFixed(2)} s`);
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
         const reference = `docker://${target.host()}/bench/image-${round}:${TAG}`;
         const t = times.get(target.name)!;
-        t.push.push(await timed(() => skopeoCopy(`oci:${layout}:${TAG}`, reference)));
+        await record(target.name, 'push', target.pid(), () => skopeoCopy(`oci:${layout}:${TAG}`, reference));
         await target.emptyCache();
         for (const kind of ['pullCold', 'pullWarm'] as const) {
           const into = join(work, `pull-${target.name}-${round}-${kind}`);
           try {
-            t[kind].push(await timed(() => skopeoCopy(reference, `oci:${into}:${TAG}`)));
+            await record(target.name, kind, target.pid(), () => skopeoCopy(reference, `oci:${into}:${TAG}`));
             // A pull that brought back something else would time nothing worth comparing.
             const pulled = (await layoutTag(into, TAG)).digest;
             if (pulled !== top.digest) throw new Error(`${target.name}: pulled ${pulled}, pushed ${top.digest}`);
@@ -136,6 +173,7 @@ async function tugTarget(azurite: AzuriteServer, work: string): Promise<Target> 
   return {
     name: 'tug registry (Azurite)',
     host: () => registry.host,
+    pid: () => registry.child.pid,
     async emptyCache() {
       const port = registry.port;
       await registry.close();
@@ -150,9 +188,16 @@ async function distributionTarget(work: string): Promise<Target> {
   return {
     name: 'docker-registry (filesystem)',
     host: () => registry.host,
+    pid: () => registry.pid,
     async emptyCache() {},
     close: () => registry.close(),
   };
+}
+
+/** This process's user+system CPU seconds (the floor's client runs in it). */
+function processCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
 
 async function timed(action: () => Promise<unknown>): Promise<number> {
@@ -177,6 +222,16 @@ export function registryTable(result: RegistryResult): string {
   for (const [name, r] of Object.entries(result.registries)) {
     const ratios = floor && name !== FLOOR ? `${ratio(r.push, floor.push)}, ${ratio(r.pullCold, floor.pullCold)}` : '';
     lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${seconds(r.median.pullCold)} | ${seconds(r.median.pullWarm)} | ${ratios} |`);
+  }
+  lines.push('', 'CPU seconds each process spent during the operation (medians of the rounds): registry / Azurite / client (skopeo, or the floor\'s own SDK client), and their sum:', '',
+    '| registry | push | pull, cold cache | pull, warm cache |', '|---|---:|---:|---:|');
+  const split = (splits: readonly CpuSplit[] | undefined) => {
+    if (!splits || splits.length === 0) return '—';
+    const m = (pick: (c: CpuSplit) => number) => median(splits.map(pick));
+    return `${m((c) => c.registry).toFixed(2)} / ${m((c) => c.azurite).toFixed(2)} / ${m((c) => c.client).toFixed(2)} = ${m((c) => c.registry + c.azurite + c.client).toFixed(2)}`;
+  };
+  for (const [name, r] of Object.entries(result.registries)) {
+    lines.push(`| ${name} | ${split(r.cpu.push)} | ${split(r.cpu.pullCold)} | ${split(r.cpu.pullWarm)} |`);
   }
   return lines.join('\n');
 }

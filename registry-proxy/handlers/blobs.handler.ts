@@ -11,8 +11,11 @@ import { RegistryError } from '../registry-errors.ts';
 export async function getBlob(ctx: RegistryContext, ex: Exchange): Promise<void> {
   const digest = parseDigest(ex.params[0]);
   const unknown = () => new RegistryError('BLOB_UNKNOWN', undefined, { detail: { digest: digest.value } });
-  if (!(await ctx.blobs.isLinked(ex.name, digest, ex.signal))) throw unknown();
-  const info = await ctx.blobs.stat(digest, ex.signal);
+  // A HEAD is mostly a client asking before it pushes, answered 404: it asks
+  // for the link alone first. A GET asks for link and size at once.
+  const info = ex.req.method === 'GET'
+    ? await ctx.blobs.linkedStat(ex.name, digest, ex.signal)
+    : (await ctx.blobs.isLinked(ex.name, digest, ex.signal)) ? await ctx.blobs.stat(digest, ex.signal) : null;
   if (!info) throw unknown();
   const headers = {
     ...API_VERSION_HEADER,

@@ -11,6 +11,9 @@ import type { RegistryContext } from '../registry-context.ts';
 import { RegistryError } from '../registry-errors.ts';
 import type { StoredManifest } from '../repository/repository-manifests.ts';
 
+/** References of one manifest renewed at the same time (each renewal is one or two Azure requests at once). */
+const RENEWALS_AT_ONCE = 8;
+
 export async function getManifest(ctx: RegistryContext, ex: Exchange): Promise<void> {
   const manifest = await findManifest(ctx, ex);
   send(ex, 200, {
@@ -36,12 +39,15 @@ export async function putManifest(ctx: RegistryContext, ex: Exchange): Promise<v
   // deletes only what was not modified since it started), and one that
   // already did makes this PUT fail rather than store a manifest of nothing.
   // Both link and data: distribution's gc removes blobs and leaves their links.
-  for (const blob of referencedBlobs(doc)) {
-    if (!(await ctx.blobs.renewLink(ex.name, blob)) || !(await ctx.blobs.renew(blob))) throw blobUnknown(blob);
-  }
-  for (const child of referencedManifests(doc)) {
-    if (!(await ctx.manifests.renew(ex.name, child))) throw blobUnknown(child);
-  }
+  // The renewals are independent round trips, so they run side by side: a
+  // push's final PUT waits for about one of them, not one per reference.
+  const renewals = [
+    ...unique(referencedBlobs(doc)).map((blob) => ({ digest: blob, renew: async () => (await Promise.all([ctx.blobs.renewLink(ex.name, blob), ctx.blobs.renew(blob)])).every(Boolean) })),
+    ...unique(referencedManifests(doc)).map((child) => ({ digest: child, renew: () => ctx.manifests.renew(ex.name, child) })),
+  ];
+  const renewed = await runAtMost(RENEWALS_AT_ONCE, renewals.map((r) => r.renew));
+  const missing = renewals.find((_, i) => !renewed[i]);
+  if (missing) throw blobUnknown(missing.digest);
   await ctx.manifests.put(ex.name, digest, content, doc, reference.kind === 'tag' ? reference.tag : null);
   send(ex, 201, {
     Location: `/v2/${ex.name}/manifests/${digest.value}`,
@@ -80,4 +86,32 @@ function manifestUnknown(reference: string): RegistryError {
 
 function blobUnknown(digest: Digest): RegistryError {
   return new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { detail: { digest: digest.value } });
+}
+
+function unique(digests: readonly Digest[]): Digest[] {
+  return [...new Map(digests.map((d) => [d.value, d])).values()];
+}
+
+/**
+ * Runs every task, `limit` at a time, and returns their results in order; a
+ * task that throws stops the rest from starting and its error is thrown once
+ * the running ones have settled.
+ */
+async function runAtMost<T>(limit: number, tasks: readonly (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = new Array(tasks.length);
+  let next = 0;
+  let failure: { readonly err: unknown } | null = null;
+  const worker = async () => {
+    while (next < tasks.length && !failure) {
+      const index = next++;
+      try {
+        results[index] = await tasks[index]();
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failure) throw (failure as { readonly err: unknown }).err;
+  return results;
 }

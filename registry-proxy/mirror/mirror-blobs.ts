@@ -59,6 +59,11 @@ export class MirrorBlobs extends RepositoryBlobs {
     return true;
   }
 
+  /** In turn, not at once: what stat answers for a blob not stored depends on what isLinked learned upstream. */
+  override async linkedStat(name: string, digest: Digest, signal?: AbortSignal): Promise<BlobInfo | null> {
+    return (await this.isLinked(name, digest, signal)) ? this.stat(digest, signal) : null;
+  }
+
   override async stat(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | null> {
     const stored = await super.stat(digest, signal);
     if (stored) return stored;

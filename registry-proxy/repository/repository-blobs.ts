@@ -45,6 +45,17 @@ export class RepositoryBlobs {
   }
 
   /**
+   * The blob's size when `name` may serve it (isLinked), else null. The size
+   * is asked for while the links are (one round trip less before a GET's first
+   * byte), and used only once a link is confirmed.
+   */
+  async linkedStat(name: string, digest: Digest, signal?: AbortSignal): Promise<BlobInfo | null> {
+    const sized = this.stat(digest, signal);
+    sized.catch(() => {});
+    return (await this.isLinked(name, digest, signal)) ? sized : null;
+  }
+
+  /**
    * Whether storage itself (never a node's cache) holds the blob, renewing it
    * so a garbage collection running now cannot delete it: what a push reuses
    * goes through here.

@@ -37,13 +37,18 @@ export class RepositoryManifests {
 
   /** exists, asked of storage and renewed (link and bytes), for a push that is about to rely on it. */
   async renew(name: string, digest: Digest): Promise<boolean> {
-    return (await this.#store.touch(StoragePaths.manifestRevisionLink(name, digest))) && this.#store.touch(StoragePaths.blobData(digest));
+    // Both at once (two round trips side by side); renewing the bytes of a manifest not in the repository is harmless.
+    const [linked, stored] = await Promise.all([this.#store.touch(StoragePaths.manifestRevisionLink(name, digest)), this.#store.touch(StoragePaths.blobData(digest))]);
+    return linked && stored;
   }
 
   /** The manifest's bytes when it is in the repository, else null. */
   async read(name: string, digest: Digest, signal?: AbortSignal): Promise<StoredManifest | null> {
+    // The bytes are read while the link is asked for (one round trip less), and used only if it is there.
+    const reading = this.#store.getContent(StoragePaths.blobData(digest), signal);
+    reading.catch(() => {});
     if (!(await this.exists(name, digest, signal))) return null;
-    const content = await this.#store.getContent(StoragePaths.blobData(digest), signal);
+    const content = await reading;
     return content ? { digest, content } : null;
   }
 

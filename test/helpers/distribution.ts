@@ -77,6 +77,11 @@ export class DistributionRegistry {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** The process id (the bench reads its CPU time). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
   /** Host and port, as skopeo names a registry. */
   get host(): string {
     return `127.0.0.1:${this.port}`;
