@@ -20,6 +20,8 @@ export interface RegistryConfig extends AuthConfig {
   readonly uploadExpiry: number;
   readonly cacheDir: string | null;
   readonly cacheSize: number;
+  /** Answer a blob GET the node's cache does not hold with a 307 to a read-only SAS URL of the blob (off by default: see the README). */
+  readonly blobRedirect: boolean;
   readonly maxManifestSize: number;
   readonly blockSize: number;
   readonly blockConcurrency: number;
@@ -54,6 +56,7 @@ export const registryOptions = {
   uploadExpiry: { flags: '--upload-expiry <duration>', env: 'TUG_REGISTRY_UPLOAD_EXPIRY', default: '24h', description: 'an unfinished upload older than this is removed' },
   cacheDir: { flags: '--cache-dir <dir>', env: 'TUG_REGISTRY_CACHE_DIR', default: '', description: 'on-disk cache of blobs and manifests for repeat pulls (none: every pull reads Azure)' },
   cacheSize: { flags: '--cache-size <size>', env: 'TUG_REGISTRY_CACHE_SIZE', default: '10GiB', description: 'bound of the cache; least recently used blobs are evicted first' },
+  blobRedirect: { flags: '--blob-redirect', env: 'TUG_REGISTRY_BLOB_REDIRECT', default: undefined, description: 'answer a GET of a blob the node cache does not hold with a 307 to a 10-minute read-only SAS URL of it in Azure (clients must reach the storage account; such pulls do not fill the cache; the env variable enables it when set)' },
   maxManifestSize: { flags: '--max-manifest-size <size>', env: 'TUG_REGISTRY_MAX_MANIFEST_SIZE', default: '4MiB', description: 'largest manifest accepted (413 above)' },
   blockSize: { flags: '--block-size <size>', env: 'TUG_REGISTRY_BLOCK_SIZE', default: '8MiB', description: 'bytes per Azure block staged during an upload' },
   blockConcurrency: { flags: '--block-concurrency <n>', env: 'TUG_REGISTRY_BLOCK_CONCURRENCY', default: '2', description: 'blocks of one upload staged in parallel (memory per upload ≈ (n+1) × block size)' },
@@ -102,6 +105,7 @@ export function resolveRegistryConfig(raw: RawRegistryOptions): RegistryConfig {
     uploadExpiry: duration('uploadExpiry'),
     cacheDir: get('cacheDir') === '' ? null : get('cacheDir'),
     cacheSize: parseSize('--cache-size', get('cacheSize')),
+    blobRedirect: raw.blobRedirect === true,
     maxManifestSize: parseSize('--max-manifest-size', get('maxManifestSize')),
     blockSize: parseSize('--block-size', get('blockSize')),
     blockConcurrency: parseInteger('--block-concurrency', get('blockConcurrency'), 1, 64),

@@ -50,6 +50,7 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
     uploads,
     catalog: new Catalog(store),
     maxManifestSize: config.maxManifestSize,
+    blobRedirect: config.blobRedirect,
     log,
   }, { accessLog: config.accessLog, idleTimeout: config.idleTimeout, gate, observer: metrics, readOnly: upstream !== null });
   metrics.uploadSessions = () => uploads.open;
@@ -84,7 +85,7 @@ export async function startRegistry(config: RegistryConfig): Promise<void> {
     await uploads.purge(config.uploadExpiry);
     const bound = await server.listen(config.listen);
     const adminBound = await admin?.listen();
-    log.info({ component: 'registry', listen: formatListenAddress(bound), admin: adminBound ? formatListenAddress(adminBound) : 'off', container: config.container, rootDirectory: config.rootDirectory, legacyRootPrefix: config.legacyRootPrefix, proxyRemote: config.proxy?.remote.origin ?? null }, 'registry listening');
+    log.info({ component: 'registry', listen: formatListenAddress(bound), admin: adminBound ? formatListenAddress(adminBound) : 'off', container: config.container, rootDirectory: config.rootDirectory, legacyRootPrefix: config.legacyRootPrefix, proxyRemote: config.proxy?.remote.origin ?? null, blobRedirect: config.blobRedirect }, 'registry listening');
   } catch (err) {
     log.fatal({ component: 'registry', err: (err as Error).message }, 'registry failed to start');
     log.flush();

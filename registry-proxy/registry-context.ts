@@ -11,5 +11,7 @@ export interface RegistryContext {
   readonly uploads: UploadSessions;
   readonly catalog: Catalog;
   readonly maxManifestSize: number;
+  /** Blob GETs not served from the node's cache are redirected to storage (--blob-redirect). */
+  readonly blobRedirect: boolean;
   readonly log: Logger;
 }

@@ -1,12 +1,22 @@
 // Blob reads and deletes: GET/HEAD /v2/<name>/blobs/<digest> (with Range) and
 // DELETE, which removes the blob from the repository; the bytes stay until
 // garbage collection, since other repositories may link them.
+//
+// With --blob-redirect, a GET of a blob the node's cache does not hold is
+// answered, after every check a relayed read makes (the gate's access, the
+// repository's link, the blob stored), with a 307 to storage's own read-only
+// URL of that blob, as distribution does with its cloud drivers: the client
+// fetches the bytes from storage and they never pass through the registry.
+// A Range is redirected too; the client sends it on to the Location.
 import { pipeline } from 'node:stream/promises';
 import { API_VERSION_HEADER, send, type Exchange } from '../http-exchange.ts';
 import { parseRangeHeader } from './http-ranges.ts';
 import { parseDigest } from '../references.ts';
 import type { RegistryContext } from '../registry-context.ts';
 import { RegistryError } from '../registry-errors.ts';
+
+/** How long a redirect's URL lets a client start reading (a read under way is not cut at expiry); the README says the same. */
+export const BLOB_REDIRECT_LIFETIME_MS = 10 * 60_000;
 
 export async function getBlob(ctx: RegistryContext, ex: Exchange): Promise<void> {
   const digest = parseDigest(ex.params[0]);
@@ -36,6 +46,12 @@ export async function getBlob(ctx: RegistryContext, ex: Exchange): Promise<void>
   if (ex.req.method === 'HEAD') {
     ex.res.writeHead(status, { ...headers, ...rangeHeaders, 'Content-Length': length });
     ex.res.end();
+    return;
+  }
+  const location = ctx.blobRedirect ? await ctx.blobs.readUrl(digest, new Date(Date.now() + BLOB_REDIRECT_LIFETIME_MS), ex.signal) : null;
+  if (location) {
+    // Never cached by anyone: the URL expires, and carries a signature.
+    send(ex, 307, { Location: location, 'Docker-Content-Digest': digest.value, 'Cache-Control': 'no-store' });
     return;
   }
   const body = await ctx.blobs.open(digest, range ?? undefined, ex.signal);

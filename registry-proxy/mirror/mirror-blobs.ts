@@ -71,6 +71,12 @@ export class MirrorBlobs extends RepositoryBlobs {
     return seen ? { size: seen.size, modified: new Date(seen.at) } : null;
   }
 
+  /** None for a blob known upstream and not stored yet: the registry fetches and stores it as it serves it. */
+  override async readUrl(digest: Digest, expiresOn: Date, signal?: AbortSignal): Promise<string | null> {
+    if (this.#fresh(digest) && !(await super.stat(digest, signal))) return null;
+    return super.readUrl(digest, expiresOn, signal);
+  }
+
   override async open(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | null> {
     const seen = this.#fresh(digest);
     // Stored, unless we just learned upstream has it and storage did not (then skip the read that would miss).

@@ -26,6 +26,16 @@ export class RepositoryBlobs {
   }
 
   /**
+   * A URL the client may read the blob's bytes from itself until `expiresOn`
+   * (storage's, read-only, for this blob alone); null when they are served
+   * through the registry (the node's cache holds them, or storage makes no
+   * such URL). Asked only once the blob is known to be stored.
+   */
+  async readUrl(digest: Digest, expiresOn: Date, _signal?: AbortSignal): Promise<string | null> {
+    return (await this.#store.readUrl?.(StoragePaths.blobData(digest), expiresOn)) ?? null;
+  }
+
+  /**
    * Whether `name` may serve the blob: it was pushed or mounted into the
    * repository (`_layers`), or it is one of the repository's manifests.
    */

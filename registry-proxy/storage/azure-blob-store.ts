@@ -100,6 +100,18 @@ export class AzureBlobStore implements BlobStore {
     });
   }
 
+  /**
+   * A service SAS signed with the account key: read (`sp=r`) of this one blob
+   * (`sr=b`) until `expiresOn`, computed here without a request. Only with an
+   * account key: a connection string's own SAS may grant more than one blob's
+   * read, and is never handed to a client (null: the registry relays instead).
+   */
+  async readUrl(path: string, expiresOn: Date): Promise<string | null> {
+    const blob = this.#blob(path);
+    if (!(blob.credential instanceof StorageSharedKeyCredential)) return null;
+    return blob.generateSasUrl({ permissions: BlobSASPermissions.parse('r'), expiresOn });
+  }
+
   writer(path: string, signal?: AbortSignal): BlobWriter {
     return new BlockWriter(this.#blob(path), path, this.#blockSize, this.#blockConcurrency, signal);
   }

@@ -56,6 +56,14 @@ export interface BlobStore {
   putContent(path: string, content: Buffer): Promise<void>;
   /** Streams an object, or a byte range of it; null when there is nothing at `path`. */
   read(path: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable | null>;
+  /**
+   * A URL a client can GET the object from directly, without the registry
+   * (distribution's `URLFor`), granting read of that one object until
+   * `expiresOn`; null when this store cannot make one, or when the object is
+   * better served from here (a node's cache holds it). It does not ask
+   * whether the object exists: the caller has done so.
+   */
+  readUrl?(path: string, expiresOn: Date): Promise<string | null>;
   /** A writer whose bytes appear at `path` only on commit(). */
   writer(path: string, signal?: AbortSignal): BlobWriter;
   /** The largest object copy() takes. */

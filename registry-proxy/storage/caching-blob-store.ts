@@ -112,6 +112,17 @@ export class CachingBlobStore implements BlobStore {
     return (filled ? await this.#cache.open(digest, range, false) : null) ?? this.#inner.read(path, range, signal);
   }
 
+  /**
+   * Storage's URL for blob data this node's cache does not hold; null for a
+   * cached blob, served from the disk without asking Azure. A redirected read
+   * does not fill the cache: the bytes never pass through this node.
+   */
+  async readUrl(path: string, expiresOn: Date): Promise<string | null> {
+    const digest = this.#blobDigest(path);
+    if (digest && this.#cache.lookup(digest)) return null;
+    return this.#inner.readUrl?.(path, expiresOn) ?? null;
+  }
+
   writer(path: string, signal?: AbortSignal): BlobWriter {
     return this.#inner.writer(path, signal);
   }
