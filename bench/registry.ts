@@ -21,6 +21,13 @@
 // second row uploads all files at once, for reference (what a client pushing
 // layers in parallel could reach).
 //
+// A third row pulls the image tug's registry was pushed with through a second
+// `tug registry` on the same container with `--blob-redirect`: skopeo follows
+// each blob GET's 307 to Azurite and reads the bytes from it, the registry
+// relaying none (it pushes nothing of its own: the same blobs would already be
+// there). Its cache holds no blob, since a redirected pull does not fill it:
+// its "warm" pull redirects again.
+//
 // Each time comes with the CPU seconds its processes spent meanwhile (from
 // /proc): the registry's, Azurite's and the client's (skopeo, or the floor's
 // own SDK client), so a report shows where a gap comes from on a machine
@@ -76,6 +83,8 @@ const LAYER_BYTES = 25 * 1024 * 1024;
 
 interface Target {
   readonly name: string;
+  /** Pulls what this other target pushed (same storage) instead of pushing its own. */
+  readonly pullsPushOf?: string;
   host(): string;
   /** The registry's process id, for its CPU time. */
   pid(): number | undefined;
@@ -90,7 +99,7 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
   try {
     const azurite = await AzuriteServer.start();
     closers.push(() => azurite.close());
-    const targets: Target[] = [await tugTarget(azurite, work), await distributionTarget(work)];
+    const targets: Target[] = [await tugTarget(azurite, work, false), await tugTarget(azurite, work, true), await distributionTarget(work)];
     for (const t of targets) closers.push(() => t.close());
 
     const times = new Map<string, { push: number[]; pullCold: number[]; pullWarm: number[]; cpu: Record<Operation, CpuSplit[]> }>([FLOOR, FLOOR_PARALLEL, ...targets.map((t) => t.name)]
@@ -130,11 +139,22 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
       await record(FLOOR, 'pullCold', undefined, () => Promise.all(files.map((f) => floorContainer.getBlockBlobClient(`${round}/${f}`).downloadToFile(join(downloads, f)))));
       await rm(downloads, { recursive: true, force: true });
       progress(`  registry round ${round + 1}/${rounds} floor: upload ${floor.push.at(-1)!.toFixed(2)} s (all at once ${parallel.push.at(-1)!.toFixed(2)} s), download ${floor.pullCold.at(-1)!.toFixed(2)} s`);
-      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      // Alternating order; a target that pulls another's push comes right after it, and first among the two pulls every other round.
+      const pushers = targets.filter((t) => !t.pullsPushOf);
+      const order = (round % 2 === 0 ? pushers : [...pushers].reverse()).flatMap((p) => {
+        const pullers = targets.filter((t) => t.pullsPushOf === p.name);
+        return pullers.length === 0 ? [p] : round % 4 < 2 ? [p, ...pullers] : [...pullers, p];
+      });
+      const pushed = new Set<string>();
+      const pushTo = async (target: Target) => {
+        if (pushed.has(target.name)) return;
+        pushed.add(target.name);
+        await record(target.name, 'push', target.pid(), () => skopeoCopy(`oci:${layout}:${TAG}`, `docker://${target.host()}/bench/image-${round}:${TAG}`));
+      };
       for (const target of order) {
         const reference = `docker://${target.host()}/bench/image-${round}:${TAG}`;
         const t = times.get(target.name)!;
-        await record(target.name, 'push', target.pid(), () => skopeoCopy(`oci:${layout}:${TAG}`, reference));
+        await pushTo(target.pullsPushOf ? targets.find((p) => p.name === target.pullsPushOf)! : target);
         await target.emptyCache();
         for (const kind of ['pullCold', 'pullWarm'] as const) {
           const into = join(work, `pull-${target.name}-${round}-${kind}`);
@@ -147,13 +167,13 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
             await rm(into, { recursive: true, force: true });
           }
         }
-        progress(`  registry round ${round + 1}/${rounds} ${target.name}: push ${t.push.at(-1)!.toFixed(2)} s, pull cold ${t.pullCold.at(-1)!.toFixed(2)} s, warm ${t.pullWarm.at(-1)!.toFixed(2)} s`);
+        progress(`  registry round ${round + 1}/${rounds} ${target.name}: push ${target.pullsPushOf ? '—' : `${t.push.at(-1)!.toFixed(2)} s`}, pull cold ${t.pullCold.at(-1)!.toFixed(2)} s, warm ${t.pullWarm.at(-1)!.toFixed(2)} s`);
       }
       await rm(layout, { recursive: true, force: true });
     }
     const registries: RegistryResult['registries'] = {};
     const medianOrNaN = (values: number[]) => (values.length > 0 ? median(values) : NaN);
-    for (const [name, t] of times) registries[name] = { ...t, median: { push: median(t.push), pullCold: medianOrNaN(t.pullCold), pullWarm: medianOrNaN(t.pullWarm) } };
+    for (const [name, t] of times) registries[name] = { ...t, median: { push: medianOrNaN(t.push), pullCold: medianOrNaN(t.pullCold), pullWarm: medianOrNaN(t.pullWarm) } };
     return { image: { layers: LAYERS, MiB: (LAYERS * LAYER_BYTES) / 2 ** 20 }, rounds, registries };
   } finally {
     for (const close of closers.reverse()) await close().catch(() => {});
@@ -161,17 +181,24 @@ export async function measureRegistry(rounds: number, progress: (line: string) =
   }
 }
 
-/** `tug registry` on Azurite with a node cache; emptying the cache means a restart on a new, empty cache dir. */
-async function tugTarget(azurite: AzuriteServer, work: string): Promise<Target> {
+/** The row of tug's registry. */
+export const TUG = 'tug registry (Azurite)';
+
+/**
+ * `tug registry` on Azurite with a node cache; emptying the cache means a restart on a new, empty
+ * cache dir. With `redirect`, blob GETs are redirected to Azurite, and it pulls what TUG pushed.
+ */
+async function tugTarget(azurite: AzuriteServer, work: string, redirect: boolean): Promise<Target> {
   let caches = 0;
   const start = (port?: number) => startRegistry({
     connectionString: azurite.connectionString,
     ...(port === undefined ? {} : { port }),
-    args: ['--cache-dir', join(work, `tug-cache-${caches++}`), '--no-access-log', '--log-level', 'warn'],
+    args: ['--cache-dir', join(work, `tug-cache-${redirect ? 'redirect-' : ''}${caches++}`), '--no-access-log', '--log-level', 'warn', ...(redirect ? ['--blob-redirect'] : [])],
   });
   let registry: RegistryProcess = await start();
   return {
-    name: 'tug registry (Azurite)',
+    name: redirect ? `${TUG}, --blob-redirect` : TUG,
+    ...(redirect ? { pullsPushOf: TUG } : {}),
     host: () => registry.host,
     pid: () => registry.child.pid,
     async emptyCache() {
@@ -221,7 +248,7 @@ export function registryTable(result: RegistryResult): string {
   const ratio = (times: readonly number[], floors: readonly number[]) => (times.length === 0 ? '—' : median(times.map((t, i) => t / floors[i])).toFixed(2));
   for (const [name, r] of Object.entries(result.registries)) {
     const ratios = floor && name !== FLOOR ? `${ratio(r.push, floor.push)}, ${ratio(r.pullCold, floor.pullCold)}` : '';
-    lines.push(`| ${name} | ${r.median.push.toFixed(2)} | ${seconds(r.median.pullCold)} | ${seconds(r.median.pullWarm)} | ${ratios} |`);
+    lines.push(`| ${name} | ${seconds(r.median.push)} | ${seconds(r.median.pullCold)} | ${seconds(r.median.pullWarm)} | ${ratios} |`);
   }
   lines.push('', 'CPU seconds each process spent during the operation (medians of the rounds): registry / Azurite / client (skopeo, or the floor\'s own SDK client), and their sum:', '',
     '| registry | push | pull, cold cache | pull, warm cache |', '|---|---:|---:|---:|');
