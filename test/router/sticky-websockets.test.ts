@@ -84,6 +84,10 @@ describe('sticky sessions on WebSocket upgrades', () => {
       responseHeaders: { set: { 'X-Frame-Options': 'DENY' }, remove: ['Sec-WebSocket-Accept'] },
     }));
     await etcd.put('/routes/plain', JSON.stringify({ paths: ['/plain'], service: 'live' }));
+    const refuser = await startWebSocketBackend('refuser', { refuseWith: 403 });
+    backends.push(refuser);
+    await etcd.put('/services/refuser/r', refuser.address);
+    await etcd.put('/routes/refused', JSON.stringify({ paths: ['/refused'], service: 'refuser', sticky: true, responseHeaders: { set: { 'X-Frame-Options': 'DENY' } } }));
     // Two workers: fresh connections are spread over both. --max-fails 1: a dead backend is ejected at once.
     router = await startRouter({ etcd: etcd.endpoint, workers: 2, https: true, args: ['--cert', cert.certFile, '--key', cert.keyFile, '--max-fails', '1'] });
     // Every worker has the cluster key once a few upgrades in a row all carry a cookie.
@@ -148,6 +152,15 @@ describe('sticky sessions on WebSocket upgrades', () => {
       seen.add(reply.backend);
     }
     assert.ok(seen.size > 1, 'upgrades without sticky are balanced');
+  });
+
+  it('edits a refused upgrade\'s relayed answer like any response: the pin and the route\'s responseHeaders', async () => {
+    const refused = await upgrade('/refused');
+    assert.equal(refused.status, 403);
+    const refuser = backends.find((b) => b.name === 'refuser')!;
+    assert.match(setCookieLine(refused.headers, 'tug_sticky') ?? '', new RegExp(`^tug_sticky=${refuser.address}~[A-Za-z0-9_-]{22}; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax$`));
+    assert.equal(refused.headers['x-frame-options'], 'DENY');
+    assert.equal(refused.headers['content-length'], '7', 'the framing is the backend\'s');
   });
 
   it('moves an upgrade whose pinned backend died to another backend, and the 101 pins the new one', async () => {
