@@ -20,8 +20,8 @@ import { ResponseEncoder } from '../middleware/compression.ts';
 import type { ShapedRequest } from '../middleware/route-middlewares.ts';
 import type { ServicePool } from '../table/service-pool.ts';
 import { mirrorRequest } from './mirror-request.ts';
-import { withFields } from './response-edits.ts';
-import { pinnedBackend, stickyCookieField } from './sticky-session.ts';
+import type { ResponseEdits } from './response-edits.ts';
+import { pinnedBackend, withStickyPin } from './sticky-session.ts';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** The backend closed the connection under a sent request: on a reused keep-alive connection, typically its idle timeout racing the request. */
@@ -225,17 +225,15 @@ export class Exchange implements UpstreamUser {
     this.#res = res;
     this.status = res.status;
     this.headSent = true;
-    const route = this.#route;
-    // A sticky route pins a client that is not pinned to this backend yet (a Set-Cookie of its own).
-    const cookie = route.sticky === null || this.#backend === this.#pinned ? null : stickyCookieField(route, this.#backend!, this.#ctx.table.stickyKey, this.#ctx.proto === 'https');
-    let passChunks: boolean;
-    if (this.#shaped === null) {
-      passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), cookie === null ? null : withFields(null, cookie));
-    } else {
-      const { edits, encoding } = this.#shaped.responseEdits(res);
-      if (encoding !== null) this.#encoder = new ResponseEncoder(encoding, this.#client, this.#resumeUpstream);
-      passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), cookie === null ? edits : withFields(edits, cookie));
+    let edits: ResponseEdits | null = null;
+    if (this.#shaped !== null) {
+      const shaped = this.#shaped.responseEdits(res);
+      edits = shaped.edits;
+      if (shaped.encoding !== null) this.#encoder = new ResponseEncoder(shaped.encoding, this.#client, this.#resumeUpstream);
     }
+    // A sticky route pins a client that is not pinned to this backend yet (a Set-Cookie of its own).
+    edits = withStickyPin(this.#route, this.#backend!, this.#pinned, this.#ctx.table.stickyKey, this.#ctx.proto === 'https', edits);
+    const passChunks = this.#client.respond(res, this.#head.requestId, this.#hsts(), edits);
     if (res.framing === CHUNKED) {
       (this.#decoder ??= new ChunkedDecoder()).reset();
       this.#dechunk = !passChunks;

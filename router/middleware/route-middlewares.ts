@@ -5,7 +5,8 @@
 //      body above maxBodySize — each may answer locally (route-request.ts);
 //      then the path and request-header rewrite for the upstream request.
 //   2. response head: header set/remove, CORS fields, compression's
-//      Content-Encoding and Vary (a ResponseEdits every adapter honours).
+//      Content-Encoding and Vary (a ResponseEdits every adapter honours); for a
+//      WebSocket upgrade's answer only the header set/remove (upgradeEdits).
 //   3. response body: the encoder between the exchange and the client
 //      (compression.ts); maxBodySize on a streamed request body (the adapters
 //      count, Exchange.bodyTooLarge decides).
@@ -45,6 +46,8 @@ export class RouteMiddlewares {
   readonly #compression: Compression | null;
   /** Whether responses need a look at all (header edits, CORS, compression). */
   readonly #shapesResponses: boolean;
+  /** The edits of a WebSocket upgrade's answer: `responseHeaders` alone, made once. */
+  readonly upgradeEdits: ResponseEdits | null;
 
   constructor(spec: MiddlewareSpec, env: MiddlewareEnv) {
     this.#ipFilter = spec.allow === null && spec.deny === null ? null : new IpFilter(spec.allow, spec.deny);
@@ -57,6 +60,8 @@ export class RouteMiddlewares {
     this.#responseHeaders = spec.responseHeaders === null ? null : new HeaderEdits(spec.responseHeaders);
     this.#compression = spec.compress === null ? null : new Compression(spec.compress);
     this.#shapesResponses = this.#responseHeaders !== null || this.#cors !== null || this.#compression !== null;
+    // CORS does not govern WebSockets (the app checks Origin itself) and a 101 has no body to compress.
+    this.upgradeEdits = this.#responseHeaders === null ? null : { remove: this.#responseHeaders.dropNames, add: this.#responseHeaders.add, reframe: false };
   }
 
   /**
@@ -148,5 +153,10 @@ export class ShapedRequest {
 
   responseEdits(res: ParsedResponse): { edits: ResponseEdits | null; encoding: Encoding | null } {
     return this.#middlewares.responseEdits(res, this.#origin, this.#encoding);
+  }
+
+  /** The edits of the answer to a WebSocket upgrade (its 101, or a refusal the backend relays). */
+  get upgradeEdits(): ResponseEdits | null {
+    return this.#middlewares.upgradeEdits;
   }
 }

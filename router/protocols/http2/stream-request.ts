@@ -12,7 +12,7 @@ import type { Backend } from '../../table/backend.ts';
 import type { ClientSide } from '../../core/client-side.ts';
 import { Exchange, upstreamRequestHead } from '../../core/exchange.ts';
 import { recordAnswer, recordRedirect, recordUnrouted } from '../../core/exchange-record.ts';
-import type { ResponseEdits } from '../../core/response-edits.ts';
+import { addFields, type ResponseEdits } from '../../core/response-edits.ts';
 import type { LocalAnswer } from '../../middleware/local-answer.ts';
 import { LENGTH, NO_BODY, type ParsedResponse } from '../http1/response-head.ts';
 import type { UpstreamPool } from '../../core/upstream-pool.ts';
@@ -117,16 +117,6 @@ function writeAnswer(stream: ServerHttp2Stream, method: string, requestId: strin
   const bodiless = method === 'HEAD' || local.body === '';
   stream.respond(headers, { endStream: bodiless });
   if (!bodiless) stream.end(local.body);
-}
-
-function addFields(headers: Record<string, string | string[] | number>, fields: readonly string[]): void {
-  for (let i = 0; i < fields.length; i += 2) {
-    const name = fields[i];
-    const existing = headers[name];
-    if (existing === undefined) headers[name] = fields[i + 1];
-    else if (Array.isArray(existing)) existing.push(fields[i + 1]);
-    else headers[name] = [String(existing), fields[i + 1]];
-  }
 }
 
 class StreamRequest implements ClientSide {

@@ -92,7 +92,7 @@ export class WebSocketProxy implements TunnelOwner {
         writeRaw(socket, 308, requestId, ['Location', decision.location]);
         return;
     }
-    const tunnel = new WebSocketTunnel(this, ctx, req, socket, head, decision.head, decision.route, decision.host, decision.path, decision.upstreamPath, started);
+    const tunnel = new WebSocketTunnel(this, ctx, req, socket, head, decision.head, decision.route, decision.host, decision.path, decision.upstreamPath, decision.shaped, started);
     this.#tunnels.add(tunnel);
     tunnel.connect(null, 0);
   }

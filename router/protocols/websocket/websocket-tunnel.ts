@@ -2,8 +2,11 @@
 // sockets are closed: the TCP connect with failover, the handshake timeout, the
 // 502/503/504 answers, the hand-over to http-proxy-3 (which makes the upgrade
 // request on the connected socket, relays a refused upgrade and pipes both
-// ways), the bookkeeping (backend, metrics, access log) and the clean close.
-// Never: leave the upstream socket open once the client socket is closed.
+// ways), the edits of the backend's answer before it is relayed (the route's
+// responseHeaders and the sticky pin, the same core rules as any response),
+// the bookkeeping (backend, metrics, access log) and the clean close.
+// Never: leave the upstream socket open once the client socket is closed, or
+// let an edit touch the handshake's own fields.
 import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -13,7 +16,9 @@ import type { RequestHead } from '../../core/forward-headers.ts';
 import type { ProxyContext } from '../../core/proxy-context.ts';
 import type { Route } from '../../table/route-table.ts';
 import type { ServicePool } from '../../table/service-pool.ts';
-import { pinnedBackend } from '../../core/sticky-session.ts';
+import { applyToHeaderMap } from '../../core/response-edits.ts';
+import { pinnedBackend, withStickyPin } from '../../core/sticky-session.ts';
+import type { ShapedRequest } from '../../middleware/route-middlewares.ts';
 import { classifyUpstreamError, statusText } from '../../core/upstream-errors.ts';
 import { closeFrame, FrameBoundaryTracker, GOING_AWAY } from './websocket-frames.ts';
 
@@ -56,8 +61,10 @@ export class WebSocketTunnel implements DrainableConnection {
   readonly #route: Route;
   /** The service serving this upgrade (the route's, its split's choice, or the sticky pin's). */
   readonly #pool: ServicePool;
-  /** The backend a sticky cookie pins, tried first (the 101 sets no cookie: http-proxy-3 relays it). */
-  #pinned: Backend | null;
+  /** The backend a sticky cookie pins, tried first; the answer of any other backend pins the client anew. */
+  readonly #pinned: Backend | null;
+  /** The request's part of the route's middlewares (their edits of the answer), or null. */
+  readonly #shaped: ShapedRequest | null;
   readonly #host: string;
   readonly #path: string;
   /** The path the backend sees (the route's rewrite of #path). */
@@ -79,7 +86,7 @@ export class WebSocketTunnel implements DrainableConnection {
   readonly #early: Buffer[] = [];
   #earlyBytes = 0;
 
-  constructor(owner: TunnelOwner, ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, requestHead: RequestHead, route: Route, host: string, path: string, upstreamPath: string, started: number) {
+  constructor(owner: TunnelOwner, ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, requestHead: RequestHead, route: Route, host: string, path: string, upstreamPath: string, shaped: ShapedRequest | null, started: number) {
     this.#owner = owner;
     this.#ctx = ctx;
     this.#req = req;
@@ -93,6 +100,7 @@ export class WebSocketTunnel implements DrainableConnection {
     this.#host = host;
     this.#path = path;
     this.#upstreamPath = upstreamPath;
+    this.#shaped = shaped;
     this.#started = started;
     socket.once('close', () => this.#onClientClose());
     // Until the backend accepts, read the client socket ourselves: a client that leaves (FIN) is
@@ -123,10 +131,8 @@ export class WebSocketTunnel implements DrainableConnection {
   /** Connects to the next backend: a refused or timed-out connect goes to another one, like any request. */
   connect(tried: Backend[] | null, failures: number): void {
     if (this.#closed) return;
-    const route = this.#route;
-    const pinned = this.#pinned;
-    this.#pinned = null;
-    const backend = pinned ?? route.select(this.#pool, Date.now(), tried);
+    // The pin is tried first; a pinned backend that refuses the connection is replaced like any other.
+    const backend = this.#attempts === 0 && this.#pinned !== null ? this.#pinned : this.#route.select(this.#pool, Date.now(), tried);
     if (backend === null) {
       this.#refuse(failures === 0 ? 503 : 502, failures === 0 ? 'no live backend' : 'no backend left to try');
       return;
@@ -178,8 +184,10 @@ export class WebSocketTunnel implements DrainableConnection {
     this.#responseTimer = setTimeout(() => {
       proxyReq.destroy(Object.assign(new Error('no answer to the upgrade'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
     }, timeout);
-    proxyReq.once('upgrade', () => {
+    // Prepended: these run before http-proxy-3's own listeners write the answer to the client.
+    proxyReq.prependOnceListener('upgrade', (res: IncomingMessage) => {
       clearTimeout(this.#responseTimer);
+      this.#editAnswer(res);
       this.#releaseClientSocket();
       this.#upgraded = true;
       this.#status = 101;
@@ -190,13 +198,24 @@ export class WebSocketTunnel implements DrainableConnection {
       this.#ctx.metrics.websockets++;
       this.#ctx.metrics.websocketsTotal++;
     });
-    proxyReq.once('response', (res: IncomingMessage) => {
+    proxyReq.prependOnceListener('response', (res: IncomingMessage) => {
       // A refused upgrade: http-proxy-3 relays the answer and closes the client socket.
       clearTimeout(this.#responseTimer);
+      this.#editAnswer(res);
       this.#status = res.statusCode ?? 502;
       this.#backend?.recordSuccess();
       this.#pool.metrics.count(this.#backend, this.#status);
     });
+  }
+
+  /**
+   * The backend's answer, before http-proxy-3 relays it from `res.headers`: the route's
+   * responseHeaders, and the sticky pin when this backend is not the client's pin already.
+   */
+  #editAnswer(res: IncomingMessage): void {
+    const base = this.#shaped === null ? null : this.#shaped.upgradeEdits;
+    const edits = withStickyPin(this.#route, this.#backend!, this.#pinned, this.#ctx.table.stickyKey, this.#ctx.proto === 'https', base);
+    if (edits !== null) applyToHeaderMap(res.headers, edits, isHandshakeField);
   }
 
   /** Both directions are piped: follow frame boundaries of what the backend sends. */
@@ -303,6 +322,15 @@ export class WebSocketTunnel implements DrainableConnection {
       error: this.#error,
     });
   }
+}
+
+/**
+ * Fields of the answer that belong to the protocol switch or the framing, which no edit may touch
+ * (the hop-by-hop and framing names are refused in rules already; Sec-WebSocket-* are not, and
+ * removing Sec-WebSocket-Accept or -Extensions from a 101 breaks or corrupts the WebSocket).
+ */
+function isHandshakeField(name: string): boolean {
+  return name === 'connection' || name === 'upgrade' || name === 'content-length' || name === 'transfer-encoding' || name.startsWith('sec-websocket-');
 }
 
 /** The upstream's upgrade request headers: the forwarded ones (hop-by-hop dropped), plus the upgrade itself. */
