@@ -66,7 +66,7 @@ export interface RouterConfig {
   readonly acmeRenewBefore: number | null;
   /** First retry after a failed order, ms; doubles per failure in a row (jittered) up to ACME_RETRY_MAX. */
   readonly acmeRetry: number;
-  /** The challenge this router's orders ask the directory to validate (every router answers both). */
+  /** The challenge this router's orders ask the directory to validate; tls-alpn-01 also makes its HTTPS listener answer them (HTTP-01 is always answered). */
   readonly acmeChallenge: AcmeChallengeType;
 }
 
@@ -128,7 +128,7 @@ export const routerOptions = {
   acmeCaFile: { flags: '--acme-ca-file <file>', env: 'TUG_ACME_CA_FILE', default: undefined, description: 'extra PEM CA trusted for the ACME directory\'s HTTPS (a private ACME CA)' },
   acmeLockTtl: { flags: '--acme-lock-ttl <duration>', env: 'TUG_ACME_LOCK_TTL', default: '30s', description: 'lease of a name\'s order lock in etcd: how soon another router takes over from one that died' },
   acmeRenewBefore: { flags: '--acme-renew-before <duration>', env: 'TUG_ACME_RENEW_BEFORE', default: undefined, description: 'renew when less than this remains (default: at two thirds of the lifetime)' },
-  acmeChallenge: { flags: '--acme-challenge <method>', env: 'TUG_ACME_CHALLENGE', default: 'http-01', description: 'how this router\'s orders are validated: http-01 (port 80) or tls-alpn-01 (port 443 only); every router answers both' },
+  acmeChallenge: { flags: '--acme-challenge <method>', env: 'TUG_ACME_CHALLENGE', default: 'http-01', description: 'how orders are validated: http-01 (port 80) or tls-alpn-01 (port 443 only; give it to every router: only those answer it)' },
   acmeRetry: { flags: '--acme-retry <duration>', env: 'TUG_ACME_RETRY', default: '1m', description: 'first retry after a failed order; doubles per failure (jittered), up to 6h' },
 } as const satisfies Record<RouterOptionName, OptionSpec>;
 

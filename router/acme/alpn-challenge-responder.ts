@@ -16,9 +16,10 @@
 //   rather than the wrong certificate. Validators (Let's Encrypt's, pebble) use
 //   Go's TLS stack, which offers TLS 1.3.
 //
-// Cost to normal handshakes: the ALPN callback picks h2 or http/1.1 as the
-// listener's ALPN list did (server preference: h2 first); the SNI callback reads
-// the mark only while some validation is pending in the cluster.
+// Installed only with --acme-challenge tls-alpn-01 (a router without it keeps
+// Node's native ALPN list). Cost to normal handshakes then: a JS ALPN callback
+// that picks h2 or http/1.1 as the native list did (server preference: h2
+// first); the SNI callback reads the mark only while a validation is pending.
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from '../../common/logger.ts';
 import type { AlpnChallengeStore } from './alpn-challenge-store.ts';

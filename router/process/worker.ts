@@ -63,13 +63,14 @@ export async function runWorker(): Promise<void> {
   const upgrade = websockets.handleUpgrade.bind(websockets);
   const servers: (Http1Server | HttpsProxyServer)[] = [new Http1Server(http, listenerOptions(config.http), log, upgrade)];
   let certificates: CertificateStore | null = null;
-  const alpnChallenges = new AlpnChallengeStore();
+  // TLS-ALPN-01 is answered only by routers told to use it: the others keep Node's native ALPN list.
+  const alpnChallenges = config.acmeChallenge === 'tls-alpn-01' ? new AlpnChallengeStore() : null;
   if (config.https !== null) {
     let secure: HttpsProxyServer | null = null;
     certificates = new CertificateStore((spec) => secure?.setDefaultCertificate(spec));
     // HTTP/1.1 over TLS goes to an HTTP/1.1 engine of its own (HTTPS context, its own pools for h2 too).
     const http1 = new Http1Server(https, listenerOptions(config.https), log, upgrade);
-    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, http1, new AlpnChallengeResponder(alpnChallenges, log));
+    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, http1, alpnChallenges === null ? null : new AlpnChallengeResponder(alpnChallenges, log));
     servers.push(secure);
   }
 
@@ -90,7 +91,7 @@ export async function runWorker(): Promise<void> {
     if (message.type === 'changes') {
       table.apply(message.changes);
       for (const refused of certificates?.apply(message.changes) ?? []) log.warn({ err: refused }, 'certificate refused by this worker; the previous one keeps serving');
-      for (const refused of alpnChallenges.apply(message.changes)) log.warn({ err: refused }, 'TLS-ALPN-01 validation certificate refused by this worker');
+      for (const refused of alpnChallenges?.apply(message.changes) ?? []) log.warn({ err: refused }, 'TLS-ALPN-01 validation certificate refused by this worker');
     } else if (message.type === 'metrics-request') {
       send({ type: 'metrics', id: message.id, snapshot: metrics.snapshot(table) });
     } else if (message.type === 'draining') {

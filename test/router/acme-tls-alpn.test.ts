@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import acme from 'acme-client';
 import { connect } from 'node:tls';
 import { startBackend, type TestBackend } from '../helpers/backend.ts';
 import { TestCertificates } from '../helpers/certificates.ts';
@@ -182,6 +183,44 @@ describe('ACME TLS-ALPN-01 for the whole cluster', () => {
     }
     await etcd.del('/acme/alpn/wrong.acme.test');
     await etcd.del('/acme/alpn/garbage.acme.test');
+  });
+});
+
+describe('TLS-ALPN-01 only on routers started with --acme-challenge tls-alpn-01', () => {
+  let etcd: EtcdServer;
+  let flagged: RouterProcess;
+  let plain: RouterProcess;
+
+  before(async () => {
+    etcd = await EtcdServer.start();
+    [flagged, plain] = await Promise.all([
+      startRouter({ etcd: etcd.endpoint, https: true, args: ['--acme-challenge', 'tls-alpn-01'] }),
+      startRouter({ etcd: etcd.endpoint, https: true }),
+    ]);
+  });
+
+  after(async () => {
+    await Promise.all([flagged?.stop(), plain?.stop()]);
+    await etcd?.close();
+  });
+
+  it('serves a validation certificate from etcd to acme-tls/1 on a flagged router only; a default router keeps refusing acme-tls/1', async () => {
+    const host = 'hand.acme.test';
+    const keyAuthorization = 'Tok3n_Tok3n-Tok3n_Tok3n.Thumbprint_Thumbprint-Thumbprint';
+    const [key, cert] = await acme.crypto.createAlpnCertificate({ identifier: { type: 'dns', value: host } } as acme.Authorization, keyAuthorization, await acme.crypto.createPrivateEcdsaKey('P-256'));
+    await etcd.put(`/acme/alpn/${host}`, JSON.stringify({ cert: cert.toString(), key: key.toString() }));
+    const answered = await waitFor(() => handshake(flagged.httpsPort, host, ['acme-tls/1']).catch(() => null), { what: 'the validation certificate on the flagged router' });
+    assert.equal(answered.alpn, 'acme-tls/1');
+    assert.equal(answered.fingerprint, fingerprintOf(cert.toString()));
+    assert.ok(acme.crypto.isAlpnCertificateAuthorizationValid(cert, keyAuthorization), 'acme-client finds the key authorization in it');
+    await waitFor(() => flagged.logs().some((l) => l.acme === 'tls-alpn-01' && l.host === host), { what: 'the log line of the answer' });
+    // The name's other clients and other names are not affected; the default router never answers.
+    assert.equal((await handshake(flagged.httpsPort, host, ['h2', 'http/1.1']).then((h) => h.alpn, (err: Error) => err.message)) === 'acme-tls/1', false);
+    assert.match(await handshake(flagged.httpsPort, 'other.acme.test', ['acme-tls/1']).then(() => 'answered', (err: Error) => err.message), /no application protocol/);
+    assert.match(await handshake(plain.httpsPort, host, ['acme-tls/1']).then(() => 'answered', (err: Error) => err.message), /no application protocol/);
+    assert.ok(!plain.logs().some((l) => l.acme === 'tls-alpn-01'));
+    await etcd.del(`/acme/alpn/${host}`);
+    await waitFor(async () => (await handshake(flagged.httpsPort, host, ['acme-tls/1']).then(() => 'answered', (err: Error) => err.message)).includes('no application protocol'), { what: 'acme-tls/1 refused once the key is deleted' });
   });
 });
 
