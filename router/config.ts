@@ -66,7 +66,12 @@ export interface RouterConfig {
   readonly acmeRenewBefore: number | null;
   /** First retry after a failed order, ms; doubles per failure in a row (jittered) up to ACME_RETRY_MAX. */
   readonly acmeRetry: number;
+  /** The challenge this router's orders ask the directory to validate; tls-alpn-01 also makes its HTTPS listener answer them (HTTP-01 is always answered). */
+  readonly acmeChallenge: AcmeChallengeType;
 }
+
+export type AcmeChallengeType = 'http-01' | 'tls-alpn-01';
+export const ACME_CHALLENGE_TYPES: readonly AcmeChallengeType[] = ['http-01', 'tls-alpn-01'];
 
 export interface OptionSpec {
   /** commander flag syntax */
@@ -123,6 +128,7 @@ export const routerOptions = {
   acmeCaFile: { flags: '--acme-ca-file <file>', env: 'TUG_ACME_CA_FILE', default: undefined, description: 'extra PEM CA trusted for the ACME directory\'s HTTPS (a private ACME CA)' },
   acmeLockTtl: { flags: '--acme-lock-ttl <duration>', env: 'TUG_ACME_LOCK_TTL', default: '30s', description: 'lease of a name\'s order lock in etcd: how soon another router takes over from one that died' },
   acmeRenewBefore: { flags: '--acme-renew-before <duration>', env: 'TUG_ACME_RENEW_BEFORE', default: undefined, description: 'renew when less than this remains (default: at two thirds of the lifetime)' },
+  acmeChallenge: { flags: '--acme-challenge <method>', env: 'TUG_ACME_CHALLENGE', default: 'http-01', description: 'how orders are validated: http-01 (port 80) or tls-alpn-01 (port 443 only; give it to every router: only those answer it)' },
   acmeRetry: { flags: '--acme-retry <duration>', env: 'TUG_ACME_RETRY', default: '1m', description: 'first retry after a failed order; doubles per failure (jittered), up to 6h' },
 } as const satisfies Record<RouterOptionName, OptionSpec>;
 
@@ -187,6 +193,7 @@ export function resolveRouterConfig(raw: RawRouterOptions): RouterConfig {
   if (config.maxHeaderSize < 1024 || config.maxHeaderSize > 1024 * 1024) throw configError('--max-header-size: must be between 1KiB and 1MiB');
   if (config.ejectMax < config.ejectBase) throw configError('--eject-max: must not be shorter than --eject-time');
   if (config.acmeRetry > ACME_RETRY_MAX) throw configError('--acme-retry: at most 6h');
+  if (config.acmeChallenge === 'tls-alpn-01' && https === null) throw configError('--acme-challenge tls-alpn-01: needs the HTTPS listener (--https is off)');
   if (https !== null && https.port !== 0 && https.port === config.http.port && https.host === config.http.host) {
     throw configError('--https: must not be the --http address');
   }
@@ -235,6 +242,8 @@ function resolveAcmeOptions(raw: RawRouterOptions, get: (name: RouterOptionName)
   }
   const lockTtl = duration('acmeLockTtl', 2000);
   const renewBefore = typeof raw.acmeRenewBefore === 'string' && raw.acmeRenewBefore !== '' ? duration('acmeRenewBefore') : null;
+  const challenge = get('acmeChallenge').trim();
+  if (!ACME_CHALLENGE_TYPES.includes(challenge as AcmeChallengeType)) throw configError(`--acme-challenge: ${JSON.stringify(challenge)} is not one of ${ACME_CHALLENGE_TYPES.join(', ')}`);
   return {
     acmeDirectory: url.href,
     acmeEmail: email,
@@ -242,5 +251,6 @@ function resolveAcmeOptions(raw: RawRouterOptions, get: (name: RouterOptionName)
     acmeLockTtl: Math.ceil(lockTtl / 1000) * 1000,
     acmeRenewBefore: renewBefore,
     acmeRetry: duration('acmeRetry', 1000),
+    acmeChallenge: challenge as AcmeChallengeType,
   };
 }

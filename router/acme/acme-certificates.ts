@@ -28,7 +28,7 @@ const TICK = 1000;
 /** After an etcd error around the lock: look again in about this long. */
 const ETCD_RETRY = 5000;
 
-type AcmeOptions = Pick<RouterConfig, 'acmeDirectory' | 'acmeEmail' | 'acmeCaFile' | 'acmeLockTtl' | 'acmeRenewBefore' | 'acmeRetry'>;
+type AcmeOptions = Pick<RouterConfig, 'acmeDirectory' | 'acmeEmail' | 'acmeCaFile' | 'acmeLockTtl' | 'acmeRenewBefore' | 'acmeRetry' | 'acmeChallenge'>;
 
 interface Validity {
   readonly notBefore: number;
@@ -46,8 +46,9 @@ export class AcmeCertificates {
   readonly #routes = new Map<string, readonly string[]>();
   readonly #certificates = new Map<string, Validity>();
   readonly #states = new Map<string, AcmeState>();
-  readonly #challenges = new Set<string>();
-  readonly #challengeWaiters = new Map<string, () => void>();
+  /** The challenges in etcd as this router's watch delivered them: etcd key → value (HTTP-01 key authorization, TLS-ALPN-01 certificate). */
+  readonly #challenges = new Map<string, string>();
+  readonly #challengeWaiters = new Map<string, { readonly value: string; readonly resolve: () => void }>();
   /** host → epoch ms before which this router does not try (a lock held elsewhere, a failure it just wrote). */
   readonly #notBefore = new Map<string, number>();
   readonly #running = new Set<string>();
@@ -67,7 +68,8 @@ export class AcmeCertificates {
       account: new AcmeAccount(etcd, keys.account),
       directory: options.acmeDirectory,
       email: options.acmeEmail,
-      challengeSeen: (token, timeout) => this.#challengeSeen(token, timeout),
+      challengeType: options.acmeChallenge,
+      challengeSeen: (key, value, timeout) => this.#challengeSeen(key, value, timeout),
     };
   }
 
@@ -99,12 +101,9 @@ export class AcmeCertificates {
         if (change.state === null) this.#states.delete(change.host);
         else this.#states.set(change.host, change.state);
       } else if (change.kind === 'challenge') {
-        if (change.keyAuthorization === null) {
-          this.#challenges.delete(change.token);
-        } else {
-          this.#challenges.add(change.token);
-          this.#challengeWaiters.get(change.token)?.();
-        }
+        this.#observeChallenge(change.key, change.keyAuthorization);
+      } else if (change.kind === 'alpn-challenge') {
+        this.#observeChallenge(change.key, change.certificate?.cert ?? null);
       }
     }
   }
@@ -240,17 +239,30 @@ export class AcmeCertificates {
     }
   }
 
-  #challengeSeen(token: string, timeoutMs: number): Promise<void> {
-    if (this.#challenges.has(token)) return Promise.resolve();
+  #observeChallenge(key: string, value: string | null): void {
+    if (value === null) {
+      this.#challenges.delete(key);
+      return;
+    }
+    this.#challenges.set(key, value);
+    const waiter = this.#challengeWaiters.get(key);
+    if (waiter?.value === value) waiter.resolve();
+  }
+
+  #challengeSeen(key: string, value: string, timeoutMs: number): Promise<void> {
+    if (this.#challenges.get(key) === value) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#challengeWaiters.delete(token);
-        reject(new Error(`the challenge put in etcd did not come back through the watch within ${timeoutMs} ms`));
+        this.#challengeWaiters.delete(key);
+        reject(new Error(`the challenge put in etcd (${key}) did not come back through the watch within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.#challengeWaiters.set(token, () => {
-        clearTimeout(timer);
-        this.#challengeWaiters.delete(token);
-        resolve();
+      this.#challengeWaiters.set(key, {
+        value,
+        resolve: () => {
+          clearTimeout(timer);
+          this.#challengeWaiters.delete(key);
+          resolve();
+        },
       });
     });
   }

@@ -4,6 +4,9 @@
 //                                           every router (restrict it like /tls/)
 //   <prefix>/acme/challenges/<token>      = the HTTP-01 key authorization "<token>.<thumbprint>",
 //                                           on the ordering router's lock lease; every router answers it
+//   <prefix>/acme/alpn/<host>             = {"cert", "key"}: the TLS-ALPN-01 validation certificate of
+//                                           <host> (RFC 8737), on the lock lease; every router serves it
+//                                           to a handshake offering only acme-tls/1 for <host>
 //   <prefix>/acme/locks/<host>            = the router ordering <host> now ("<node>:<pid>:<nonce>"), on
 //                                           a lease of --acme-lock-ttl: a dead holder's lock expires
 //   <prefix>/acme/state/<host>            = AcmeState JSON: pending, valid until, renewing, failing
@@ -15,6 +18,7 @@ export const ACME_CERTIFICATE_PREFIX = 'acme-';
 export class AcmeKeys {
   readonly account: string;
   readonly challengesPrefix: string;
+  readonly alpnPrefix: string;
   readonly locksPrefix: string;
   readonly statePrefix: string;
   readonly #tlsPrefix: string;
@@ -22,6 +26,7 @@ export class AcmeKeys {
   constructor(root: string, tlsPrefix: string) {
     this.account = `${root}/acme/account`;
     this.challengesPrefix = `${root}/acme/challenges/`;
+    this.alpnPrefix = `${root}/acme/alpn/`;
     this.locksPrefix = `${root}/acme/locks/`;
     this.statePrefix = `${root}/acme/state/`;
     this.#tlsPrefix = tlsPrefix;
@@ -29,6 +34,10 @@ export class AcmeKeys {
 
   challenge(token: string): string {
     return `${this.challengesPrefix}${token}`;
+  }
+
+  alpn(host: string): string {
+    return `${this.alpnPrefix}${host}`;
   }
 
   lock(host: string): string {

@@ -1,13 +1,18 @@
 // One order of one name, by the router holding its lock: account, order,
-// HTTP-01 challenge put in etcd (on the lock's lease) and seen by this router's
-// own watch before the directory is told to validate, so whichever router the
-// directory reaches answers; then a new key, the CSR, the certificate, checked
+// challenge put in etcd (on the lock's lease) and seen by this router's own
+// watch before the directory is told to validate, so whichever router the
+// directory reaches answers: HTTP-01's key authorization under
+// /acme/challenges/<token>, or TLS-ALPN-01's validation certificate (made by
+// acme-client: RFC 8737's acmeIdentifier extension) under /acme/alpn/<host>;
+// deleted once the directory has decided. Then a new key, the CSR, the certificate, checked
 // as every /tls/ value is. Publishing is one etcd transaction conditional on
 // still holding the lock: a router that lost its lease mid-order writes nothing.
 import acme from 'acme-client';
 import type { Etcd3 } from 'etcd3';
 import { parseCertificate, type CertificateSpec } from '../tls/tls-certificate.ts';
+import type { AcmeChallengeType } from '../config.ts';
 import type { AcmeAccount } from './account.ts';
+import { parseAlpnCertificate } from './alpn-challenge-store.ts';
 import type { AcmeKeys } from './acme-keys.ts';
 import { acmeStateJSON, type AcmeState } from './acme-state.ts';
 import type { OrderLock } from './order-lock.ts';
@@ -18,8 +23,9 @@ export interface OrderContext {
   readonly account: AcmeAccount;
   readonly directory: string;
   readonly email: string | null;
-  /** Resolves once this router's watch delivered the challenge (so etcd has it and the watches carry it). */
-  readonly challengeSeen: (token: string, timeoutMs: number) => Promise<void>;
+  readonly challengeType: AcmeChallengeType;
+  /** Resolves once this router's watch delivered `value` under `key` (so etcd has it and the watches carry it). */
+  readonly challengeSeen: (key: string, value: string, timeoutMs: number) => Promise<void>;
 }
 
 /** How long a challenge may take to come back through this router's own watch. */
@@ -31,12 +37,15 @@ export async function orderCertificate(ctx: OrderContext, host: string, lock: Or
   const order = await client.createOrder({ identifiers: [{ type: 'dns', value: host }] });
   for (const authz of await client.getAuthorizations(order)) {
     if (authz.status === 'valid') continue;
-    const challenge = authz.challenges.find((c) => c.type === 'http-01');
-    if (challenge === undefined) throw new Error(`the directory offers no http-01 challenge for ${host} (offered: ${authz.challenges.map((c) => c.type).join(', ')})`);
-    const key = ctx.keys.challenge(challenge.token);
-    await lock.lease.put(key).value(await client.getChallengeKeyAuthorization(challenge));
+    const challenge = authz.challenges.find((c) => c.type === ctx.challengeType);
+    if (challenge === undefined) throw new Error(`the directory offers no ${ctx.challengeType} challenge for ${host} (offered: ${authz.challenges.map((c) => c.type).join(', ')})`);
+    const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+    const [key, value, seen] = ctx.challengeType === 'http-01'
+      ? [ctx.keys.challenge(challenge.token), keyAuthorization, keyAuthorization]
+      : await alpnChallenge(ctx, host, authz, keyAuthorization);
+    await lock.lease.put(key).value(value);
     try {
-      await ctx.challengeSeen(challenge.token, CHALLENGE_PROPAGATION_TIMEOUT);
+      await ctx.challengeSeen(key, seen, CHALLENGE_PROPAGATION_TIMEOUT);
       lock.check();
       await client.completeChallenge(challenge);
       await client.waitForValidStatus(challenge);
@@ -52,6 +61,15 @@ export async function orderCertificate(ctx: OrderContext, host: string, lock: Or
   if (typeof spec === 'string') throw new Error(`the directory's certificate is unusable: ${spec}`);
   if (!spec.hosts.includes(host)) throw new Error(`the directory's certificate does not cover ${host} (it covers ${spec.hosts.join(', ')})`);
   return spec;
+}
+
+/** The /acme/alpn/<host> key, its value, and the certificate as the watch will deliver it (checked as every router checks it). */
+async function alpnChallenge(ctx: OrderContext, host: string, authz: acme.Authorization, keyAuthorization: string): Promise<[string, string, string]> {
+  const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, await acme.crypto.createPrivateEcdsaKey('P-256'));
+  const value = JSON.stringify({ cert: cert.toString(), key: key.toString() });
+  const checked = parseAlpnCertificate(host, value);
+  if (typeof checked === 'string') throw new Error(`the TLS-ALPN-01 validation certificate made for ${host} is unusable: ${checked}`);
+  return [ctx.keys.alpn(host), value, checked.cert];
 }
 
 /** Puts the certificate under /tls/acme-<host> and its state, only while `lock` is held; false when it is not. */

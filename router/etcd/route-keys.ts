@@ -9,6 +9,7 @@
 //   <prefix>/auth/<name>                    = htpasswd lines (bcrypt only): a user list that route
 //                                             rules name with "basicAuth": {"usersKey": "<name>"}
 //   <prefix>/acme/challenges/<token>        = an HTTP-01 key authorization every router answers
+//   <prefix>/acme/alpn/<host>               = a TLS-ALPN-01 validation certificate every router serves
 //   <prefix>/cluster/sticky-key             = the sticky-session cookie key (etcd/sticky-key.ts;
 //                                             read once at start, never watched)
 //   <prefix>/acme/state/<host>              = the state of <host>'s ACME certificate
@@ -17,12 +18,13 @@
 // Parsing never throws on bad input: it returns an error that names the key, so
 // the caller can warn and keep the last good value.
 import { etcdValueError, type TugError } from '../../common/errors.ts';
-import { AcmeKeys } from '../acme/acme-keys.ts';
+import { AcmeKeys, isExactHost } from '../acme/acme-keys.ts';
 import { HOST_NAME } from './host-name.ts';
 import { parseHealthCheck, parseMirror, parseServices, parseSticky, type HealthCheckSpec, type MirrorPolicy, type StickyPolicy, type WeightedService } from './policy-fields.ts';
 import { SERVICE_NAME } from './service-name.ts';
 import { parseAcmeState, type AcmeState } from '../acme/acme-state.ts';
 import { isChallengeToken, parseKeyAuthorization } from '../acme/challenge-store.ts';
+import { parseAlpnCertificate, type AlpnCertificate } from '../acme/alpn-challenge-store.ts';
 import { parseCertificate, type CertificateSpec } from '../tls/tls-certificate.ts';
 import { MIDDLEWARE_FIELDS, parseMiddlewares, type MiddlewareSpec } from '../middleware/middleware-spec.ts';
 import { checkUserList, USER_LIST_NAME } from '../middleware/user-lists.ts';
@@ -80,6 +82,8 @@ export type TableChange =
   /** A shared basicAuth user list: its htpasswd text (checked) and user count; null text: deleted. */
   | { readonly kind: 'user-list'; readonly key: string; readonly name: string; readonly users: string | null; readonly count: number }
   | { readonly kind: 'challenge'; readonly key: string; readonly token: string; readonly keyAuthorization: string | null }
+  /** A TLS-ALPN-01 validation certificate for `host` (checked); null: deleted. */
+  | { readonly kind: 'alpn-challenge'; readonly key: string; readonly host: string; readonly certificate: AlpnCertificate | null }
   | { readonly kind: 'acme-state'; readonly key: string; readonly host: string; readonly state: AcmeState | null };
 
 /** Whether a change deletes its key (the kind's value is null). */
@@ -90,6 +94,7 @@ export function isRemoval(change: TableChange): boolean {
     case 'certificate': return change.certificate === null;
     case 'user-list': return change.users === null;
     case 'challenge': return change.keyAuthorization === null;
+    case 'alpn-challenge': return change.certificate === null;
     case 'acme-state': return change.state === null;
   }
 }
@@ -121,7 +126,7 @@ export class RouteKeys {
     this.tlsPrefix = `${this.root}/tls/`;
     this.authPrefix = `${this.root}/auth/`;
     this.acme = new AcmeKeys(this.root, this.tlsPrefix);
-    this.prefixes = [this.servicesPrefix, this.routesPrefix, this.tlsPrefix, this.authPrefix, this.acme.challengesPrefix, this.acme.statePrefix];
+    this.prefixes = [this.servicesPrefix, this.routesPrefix, this.tlsPrefix, this.authPrefix, this.acme.challengesPrefix, this.acme.alpnPrefix, this.acme.statePrefix];
   }
 
   /** Parses one key; `value === null` means the key was deleted. Keys outside the schema yield `{ok:false, error:null}`. */
@@ -170,6 +175,14 @@ export class RouteKeys {
       const parsed = parseKeyAuthorization(token, value);
       if (typeof parsed === 'string') return { ok: false, error: etcdValueError(key, parsed) };
       return { ok: true, change: { kind: 'challenge', key, token, keyAuthorization: parsed.keyAuthorization } };
+    }
+    if (key.startsWith(this.acme.alpnPrefix)) {
+      const host = key.slice(this.acme.alpnPrefix.length);
+      if (!isExactHost(host)) return { ok: false, error: etcdValueError(key, 'not a TLS-ALPN-01 key: expected <prefix>/acme/alpn/<host>') };
+      if (value === null) return { ok: true, change: { kind: 'alpn-challenge', key, host, certificate: null } };
+      const certificate = parseAlpnCertificate(host, value);
+      if (typeof certificate === 'string') return { ok: false, error: etcdValueError(key, certificate) };
+      return { ok: true, change: { kind: 'alpn-challenge', key, host, certificate } };
     }
     if (key.startsWith(this.acme.statePrefix)) {
       const host = key.slice(this.acme.statePrefix.length);

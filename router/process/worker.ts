@@ -19,6 +19,8 @@ import { HASH_CHECKS } from '../middleware/basic-auth.ts';
 import { ClusterShare } from '../middleware/cluster-share.ts';
 import { UserLists } from '../middleware/user-lists.ts';
 import { RouteKeys } from '../etcd/route-keys.ts';
+import { AlpnChallengeStore } from '../acme/alpn-challenge-store.ts';
+import { AlpnChallengeResponder } from '../acme/alpn-challenge-responder.ts';
 
 export async function runWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_CONFIG_ENV] ?? 'null') as RouterConfig | null;
@@ -61,12 +63,14 @@ export async function runWorker(): Promise<void> {
   const upgrade = websockets.handleUpgrade.bind(websockets);
   const servers: (Http1Server | HttpsProxyServer)[] = [new Http1Server(http, listenerOptions(config.http), log, upgrade)];
   let certificates: CertificateStore | null = null;
+  // TLS-ALPN-01 is answered only by routers told to use it: the others keep Node's native ALPN list.
+  const alpnChallenges = config.acmeChallenge === 'tls-alpn-01' ? new AlpnChallengeStore() : null;
   if (config.https !== null) {
     let secure: HttpsProxyServer | null = null;
     certificates = new CertificateStore((spec) => secure?.setDefaultCertificate(spec));
     // HTTP/1.1 over TLS goes to an HTTP/1.1 engine of its own (HTTPS context, its own pools for h2 too).
     const http1 = new Http1Server(https, listenerOptions(config.https), log, upgrade);
-    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, http1);
+    secure = new HttpsProxyServer(https, listenerOptions(config.https), certificates, log, http1, alpnChallenges === null ? null : new AlpnChallengeResponder(alpnChallenges, log));
     servers.push(secure);
   }
 
@@ -87,6 +91,7 @@ export async function runWorker(): Promise<void> {
     if (message.type === 'changes') {
       table.apply(message.changes);
       for (const refused of certificates?.apply(message.changes) ?? []) log.warn({ err: refused }, 'certificate refused by this worker; the previous one keeps serving');
+      for (const refused of alpnChallenges?.apply(message.changes) ?? []) log.warn({ err: refused }, 'TLS-ALPN-01 validation certificate refused by this worker');
     } else if (message.type === 'metrics-request') {
       send({ type: 'metrics', id: message.id, snapshot: metrics.snapshot(table) });
     } else if (message.type === 'draining') {

@@ -3,12 +3,14 @@
 // HTTP/2 or HTTP/1.1 by ALPN on the same port. HTTP/2 streams are served by the
 // core stream API (http2/stream-request.ts), HTTP/1.1 connections by the raw
 // HTTP/1.1 engine (http1/), both through the same request core and the same
-// upstream pools. Certificate changes reach new handshakes only: established
-// connections are never touched.
+// upstream pools. With --acme-challenge tls-alpn-01, a handshake offering only
+// `acme-tls/1` is an ACME TLS-ALPN-01 validation (acme/alpn-challenge-responder.ts);
+// without it ALPN stays Node's native list, so the default costs nothing. Certificate changes reach new
+// handshakes only: established connections are never touched.
 import { listenReusingPort } from '../../common/listen-address.ts';
 import { createSecureServer, type Http2SecureServer, type Http2Session, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Logger } from '../../common/logger.ts';
 import type { Backend } from '../table/backend.ts';
 import type { Exchange } from '../core/exchange.ts';
@@ -16,6 +18,7 @@ import { countConnections, type Http1Server, type ListenerOptions } from '../pro
 import type { UpstreamPool } from '../core/upstream-pool.ts';
 import { serveStream, type StreamServerSide } from '../protocols/http2/stream-request.ts';
 import type { ProxyContext } from '../core/proxy-context.ts';
+import { ACME_TLS_PROTOCOL, type AlpnChallengeResponder } from '../acme/alpn-challenge-responder.ts';
 import { SessionTicketKeys } from './session-tickets.ts';
 import type { CertificateStore } from './sni-certificates.ts';
 import type { CertificateSpec } from './tls-certificate.ts';
@@ -37,7 +40,7 @@ export class HttpsProxyServer implements StreamServerSide {
   /** The HTTP/1.1 adapter, serving the connections that chose HTTP/1.1, and owning the upstream pools. */
   readonly #http1: Http1Server;
 
-  constructor(ctx: ProxyContext, options: ListenerOptions, certificates: CertificateStore, log: Logger, http1: Http1Server) {
+  constructor(ctx: ProxyContext, options: ListenerOptions, certificates: CertificateStore, log: Logger, http1: Http1Server, alpn: AlpnChallengeResponder | null) {
     this.ctx = ctx;
     this.#http1 = http1;
     this.#log = log;
@@ -46,7 +49,18 @@ export class HttpsProxyServer implements StreamServerSide {
       ...TLS_POLICY,
       allowHTTP1: true,
       // SNI picks the certificate; a client without SNI gets the listener's own context (the default certificate).
-      SNICallback: (servername, cb) => cb(null, certificates.select(servername)),
+      ...(alpn === null ? {
+        SNICallback: (servername: string, cb: (err: Error | null, context?: SecureContext) => void) => cb(null, certificates.select(servername)),
+      } : {
+        // Both callbacks get the handshaking socket as `this` (Node calls them as its methods).
+        SNICallback(this: TLSSocket, servername: string, cb: (err: Error | null, context?: SecureContext) => void) {
+          cb(null, alpn.validationContext(this) ?? certificates.select(servername));
+        },
+        // h2, else http/1.1 (what node:http2's ALPNProtocols ['h2', 'http/1.1'] chose); else acme-tls/1 for a pending validation.
+        ALPNCallback(this: TLSSocket, { servername, protocols }: { servername: string | undefined; protocols: string[] }) {
+          return alpn.selectProtocol(this, servername, protocols);
+        },
+      }),
       handshakeTimeout: options.clientHeaderTimeout,
       settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: options.maxHeaderSize, enablePush: false },
       maxHeaderListPairs: 1000,
@@ -74,6 +88,7 @@ export class HttpsProxyServer implements StreamServerSide {
     server.removeAllListeners('secureConnection');
     server.on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') http2Listener.call(server, socket);
+      else if (alpn !== null && socket.alpnProtocol === ACME_TLS_PROTOCOL) alpn.answer(socket);
       else http1.adopt(socket);
     });
     server.on('sessionError', (err: Error) => this.#log.debug({ err: err.message }, 'HTTP/2 session error'));

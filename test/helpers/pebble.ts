@@ -1,7 +1,7 @@
 // Debian's pebble (the ACME test server) and pebble-challtestsrv (its mock DNS,
 // answering every name with 127.0.0.1) on free loopback ports, for the ACME
 // tests. pebble validates HTTP-01 on `httpPort` (the router's HTTP listener, or
-// a proxy or load balancer in front of routers) of the address its DNS gives
+// a proxy or load balancer in front of routers), TLS-ALPN-01 on `tlsPort`, of the address its DNS gives
 // every name (`dnsAnswer`); its own HTTPS certificate comes from the test
 // CA, which `caFile` names for --acme-ca-file. Real validation always
 // (PEBBLE_VA_ALWAYS_VALID is never set); PEBBLE_VA_NOSLEEP=1 so it validates at once.
@@ -19,6 +19,8 @@ import { waitFor } from './wait.ts';
 export interface PebbleOptions {
   /** The port pebble connects to for HTTP-01 validation. */
   readonly httpPort: number;
+  /** The port pebble connects to for TLS-ALPN-01 validation (default: a free port nobody listens on). */
+  readonly tlsPort?: number;
   /** Lifetime of the certificates it issues, seconds (pebble's default is about five years). */
   readonly validitySeconds?: number;
   /** Where pebble and its DNS listen (default 127.0.0.1; the cluster suite's root address). */
@@ -74,7 +76,7 @@ export class Pebble {
         certificate: listener.certFile,
         privateKey: listener.keyFile,
         httpPort: options.httpPort,
-        tlsPort: await freePort(address),
+        tlsPort: options.tlsPort ?? await freePort(address),
         ocspResponderURL: '',
         externalAccountBindingRequired: false,
         ...(options.validitySeconds === undefined ? {} : { certificateValidityPeriod: options.validitySeconds }),
