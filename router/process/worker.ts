@@ -19,6 +19,7 @@ import { HASH_CHECKS } from '../middleware/basic-auth.ts';
 import { ClusterShare } from '../middleware/cluster-share.ts';
 import { UserLists } from '../middleware/user-lists.ts';
 import { RouteKeys } from '../etcd/route-keys.ts';
+import { QuietHeapReducer } from './quiet-heap.ts';
 
 export async function runWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_CONFIG_ENV] ?? 'null') as RouterConfig | null;
@@ -118,5 +119,7 @@ export async function runWorker(): Promise<void> {
       process.exit(1);
     }
   }
+  // Last: it changes V8's flags, which must match the compile cache's while modules load.
+  QuietHeapReducer.forThisProcess().start();
   send({ type: 'listening' });
 }

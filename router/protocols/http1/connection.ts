@@ -4,9 +4,9 @@
 // them, frames responses (head bytes, chunked passed through or decoded for
 // HTTP/1.0), runs one core Exchange at a time (pipelined requests wait in the
 // buffer, in order), and keeps the connection alive within --keep-alive-timeout.
-import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Backend } from '../../table/backend.ts';
+import { IncomingMessage } from '../../core/node-http.ts';
 import { recordAnswer, recordRedirect, recordUnrouted } from '../../core/exchange-record.ts';
 import type { ClientSide } from '../../core/client-side.ts';
 import type { RequestHead } from '../../core/forward-headers.ts';
@@ -121,7 +121,7 @@ export class ClientConnection implements ClientSide {
     req.httpVersion = `1.${p.minor}`;
     req.rawHeaders = p.raw; // node:http computes req.headers from these
     req.complete = true;
-    (req as IncomingMessage & { upgrade: boolean }).upgrade = true;
+    (req as typeof req & { upgrade: boolean }).upgrade = true;
     this.#resume();
     upgrade(this.server.ctx, req, socket, head);
   }
