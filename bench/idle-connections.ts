@@ -1,12 +1,18 @@
 // Memory with many idle keep-alive client connections: each connection sends
-// one request, reads the answer and stays open; then the router's RSS is read.
+// one request, reads the answer and stays open; then the router's RSS is read,
+// 1 s after the last connection and again once the workers have gone quiet
+// (router/process/quiet-heap.ts gives back the young generation the burst of
+// connections grew, 5–10 s after it).
 import { connect, type Socket } from 'node:net';
 import { HOST, type Contender } from './contenders.ts';
 import { processTree, rss } from './processes.ts';
+import { QUIET_CHECK_INTERVAL } from '../router/process/quiet-heap.ts';
 
 export interface IdleConnections {
   readonly connections: number;
-  readonly rssMiB: { primary: number; workers: number[]; workersBefore: number[] };
+  readonly rssMiB: { primary: number; workers: number[]; workersBefore: number[]; workersSettled: number[] };
+  /** When workersSettled was read, s after the last connection. */
+  readonly settledAfter: number;
 }
 
 export async function measureIdleConnections(contender: Contender, count: number): Promise<IdleConnections> {
@@ -18,7 +24,13 @@ export async function measureIdleConnections(contender: Contender, count: number
       await Promise.all(Array.from({ length: Math.min(500, count - i) }, () => openOne(contender.port).then((s) => sockets.push(s))));
     }
     await new Promise((r) => setTimeout(r, 1000));
-    return { connections: sockets.length, rssMiB: { primary: mib(rss(contender.pid)), workers: pids.slice(1).map((p) => mib(rss(p))), workersBefore: before } };
+    const workers = pids.slice(1).map((p) => mib(rss(p)));
+    const primary = mib(rss(contender.pid));
+    // Two quiet checks and a margin: the first check may still see the burst.
+    const settledAfter = (2 * QUIET_CHECK_INTERVAL + 2000) / 1000;
+    await new Promise((r) => setTimeout(r, settledAfter * 1000 - 1000));
+    const workersSettled = pids.slice(1).map((p) => mib(rss(p)));
+    return { connections: sockets.length, rssMiB: { primary, workers, workersBefore: before, workersSettled }, settledAfter };
   } finally {
     for (const s of sockets) s.destroy();
   }

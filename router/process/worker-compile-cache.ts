@@ -5,10 +5,13 @@
 // per worker (measured: 113 → 81 MiB at start), and faster restarts.
 import { flushCompileCache, getCompileCacheDir } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { importHttpsListener } from './worker.ts';
 
 export async function warmWorkerCompileCache(workerEntry: string): Promise<void> {
   if (getCompileCacheDir() === undefined) return;
   // worker-main.ts runs a worker only inside a cluster worker: importing it here only compiles it.
   await import(pathToFileURL(workerEntry).href);
+  // What a worker imports only when it serves HTTPS.
+  await importHttpsListener();
   flushCompileCache();
 }

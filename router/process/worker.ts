@@ -6,11 +6,11 @@ import { createLogger } from '../../common/logger.ts';
 import { createAccessLog } from '../core/access-log.ts';
 import { BackendRegistry } from '../table/backend-registry.ts';
 import type { RouterConfig } from '../config.ts';
-import { HttpsProxyServer } from '../tls/https-server.ts';
+import type { HttpsProxyServer } from '../tls/https-server.ts';
 import type { ProxyContext } from '../core/proxy-context.ts';
 import { Http1Server, type Http1ServerOptions } from '../protocols/http1/server.ts';
 import { RouteTable } from '../table/route-table.ts';
-import { CertificateStore } from '../tls/sni-certificates.ts';
+import type { CertificateStore } from '../tls/sni-certificates.ts';
 import { WebSocketProxy } from '../protocols/websocket/websocket-proxy.ts';
 import { WorkerMetrics } from '../metrics/worker-metrics.ts';
 import { WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from './worker-messages.ts';
@@ -21,6 +21,15 @@ import { UserLists } from '../middleware/user-lists.ts';
 import { RouteKeys } from '../etcd/route-keys.ts';
 import { AlpnChallengeStore } from '../acme/alpn-challenge-store.ts';
 import { AlpnChallengeResponder } from '../acme/alpn-challenge-responder.ts';
+import { QuietHeapReducer } from './quiet-heap.ts';
+
+/**
+ * The HTTPS listener's modules, imported only by a worker that serves HTTPS: node:http2 and node:tls
+ * come with them (~6 MiB of a worker's RSS). The primary compiles them with the rest (worker-compile-cache.ts).
+ */
+export function importHttpsListener() {
+  return Promise.all([import('../tls/https-server.ts'), import('../tls/sni-certificates.ts')]);
+}
 
 export async function runWorker(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_CONFIG_ENV] ?? 'null') as RouterConfig | null;
@@ -65,8 +74,9 @@ export async function runWorker(): Promise<void> {
   let certificates: CertificateStore | null = null;
   // TLS-ALPN-01 is answered only by routers told to use it: the others keep Node's native ALPN list.
   const alpnChallenges = config.acmeChallenge === 'tls-alpn-01' ? new AlpnChallengeStore() : null;
+  let secure: HttpsProxyServer | null = null;
   if (config.https !== null) {
-    let secure: HttpsProxyServer | null = null;
+    const [{ HttpsProxyServer }, { CertificateStore }] = await importHttpsListener();
     certificates = new CertificateStore((spec) => secure?.setDefaultCertificate(spec));
     // HTTP/1.1 over TLS goes to an HTTP/1.1 engine of its own (HTTPS context, its own pools for h2 too).
     const http1 = new Http1Server(https, listenerOptions(config.https), log, upgrade);
@@ -106,7 +116,7 @@ export async function runWorker(): Promise<void> {
     } else if (message.type === 'sticky-key') {
       table.stickyKey = Buffer.from(message.key, 'base64');
     } else if (message.type === 'ticket-keys') {
-      for (const server of servers) if (server instanceof HttpsProxyServer) server.setTicketKeys(Buffer.from(message.keys, 'base64'));
+      secure?.setTicketKeys(Buffer.from(message.keys, 'base64'));
     }
   });
   process.on('SIGTERM', drain);
@@ -123,5 +133,7 @@ export async function runWorker(): Promise<void> {
       process.exit(1);
     }
   }
+  // Last: it changes V8's flags, which must match the compile cache's while modules load.
+  QuietHeapReducer.forThisProcess().start();
   send({ type: 'listening' });
 }

@@ -4,9 +4,9 @@
 // them, frames responses (head bytes, chunked passed through or decoded for
 // HTTP/1.0), runs one core Exchange at a time (pipelined requests wait in the
 // buffer, in order), and keeps the connection alive within --keep-alive-timeout.
-import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Backend } from '../../table/backend.ts';
+import { IncomingMessage } from '../../core/node-http.ts';
 import { recordAnswer, recordRedirect, recordUnrouted } from '../../core/exchange-record.ts';
 import type { ClientSide } from '../../core/client-side.ts';
 import type { RequestHead } from '../../core/forward-headers.ts';
@@ -38,6 +38,10 @@ export interface ServerSide {
   forget(conn: ClientConnection): void;
 }
 
+/** Where a client socket keeps its connection, for the listeners every connection shares. */
+const CONNECTION = Symbol('tug.client-connection');
+type OwnedSocket = Socket & { [CONNECTION]?: ClientConnection | null };
+
 const HEAD = 0;
 const BODY = 1;
 const WAIT = 2;
@@ -66,7 +70,8 @@ export class ClientConnection implements ClientSide {
   /** The request's body: Content-Length left, or chunked. */
   #remaining = 0;
   #chunked = false;
-  readonly #decoder = new ChunkedDecoder();
+  /** Made on the first chunked request body: most connections never see one. */
+  #decoder: ChunkedDecoder | null = null;
   bodyComplete = true;
   bodyConsumed = false;
   /** The client asked to close after this exchange (Connection: close, HTTP/1.0, or half-close). */
@@ -90,25 +95,25 @@ export class ClientConnection implements ClientSide {
     this.server = server;
     this.#remote = socket.remoteAddress ?? '';
     this.#headSince = this.lastActivity = Date.now();
-    socket.on('data', this.#listeners.data);
-    socket.on('drain', this.#listeners.drain);
-    socket.on('end', this.#listeners.end);
-    socket.on('error', this.#listeners.error);
-    socket.on('close', this.#listeners.close);
+    (socket as OwnedSocket)[CONNECTION] = this;
+    for (const [event, listener] of ClientConnection.#listeners) socket.on(event, listener);
   }
 
-  readonly #listeners = {
-    data: (chunk: Buffer) => this.#onData(chunk),
-    drain: () => this.#onDrain(),
-    end: () => this.#onEnd(),
-    error: () => {},
-    close: () => this.#onClose(),
-  };
+  // The socket's listeners, shared by every connection (the socket leads to its connection): an
+  // idle connection holds no closures of its own.
+  static readonly #listeners: readonly [string, (this: OwnedSocket, chunk: Buffer) => void][] = [
+    ['data', function (this: OwnedSocket, chunk: Buffer) { this[CONNECTION]!.#onData(chunk); }],
+    ['drain', function (this: OwnedSocket) { this[CONNECTION]!.#onDrain(); }],
+    ['end', function (this: OwnedSocket) { this[CONNECTION]!.#onEnd(); }],
+    ['error', () => {}],
+    ['close', function (this: OwnedSocket) { this[CONNECTION]!.#onClose(); }],
+  ];
 
   /** Gives the socket to the WebSocket proxy, as node:http's 'upgrade' event does. */
   #handOff(p: ParsedRequest, upgrade: UpgradeHandler): void {
     const socket = this.socket;
-    for (const [event, listener] of Object.entries(this.#listeners)) socket.off(event, listener);
+    for (const [event, listener] of ClientConnection.#listeners) socket.off(event, listener);
+    (socket as OwnedSocket)[CONNECTION] = null;
     const head = this.#buf ?? Buffer.alloc(0);
     this.#buf = null;
     this.#state = CLOSED;
@@ -121,7 +126,7 @@ export class ClientConnection implements ClientSide {
     req.httpVersion = `1.${p.minor}`;
     req.rawHeaders = p.raw; // node:http computes req.headers from these
     req.complete = true;
-    (req as IncomingMessage & { upgrade: boolean }).upgrade = true;
+    (req as typeof req & { upgrade: boolean }).upgrade = true;
     this.#resume();
     upgrade(this.server.ctx, req, socket, head);
   }
@@ -237,7 +242,10 @@ export class ClientConnection implements ClientSide {
     this.#remaining = p.chunked ? 0 : Math.max(p.contentLength, 0);
     this.bodyComplete = !p.chunked && this.#remaining === 0;
     this.bodyConsumed = false;
-    if (p.chunked) this.#decoder.reset();
+    if (p.chunked) {
+      if (this.#decoder === null) this.#decoder = new ChunkedDecoder();
+      else this.#decoder.reset();
+    }
     this.#state = this.bodyComplete ? WAIT : BODY;
 
     const decision = routeRequest(ctx, p.method, p.target, p.raw, 1, p.minor, this.#remote, null);
@@ -310,9 +318,10 @@ export class ClientConnection implements ClientSide {
     let end: number;
     let complete: boolean;
     if (this.#chunked) {
-      const r = this.#decoder.feed(chunk, 0, len, null);
+      const decoder = this.#decoder!;
+      const r = decoder.feed(chunk, 0, len, null);
       if (r === INVALID) {
-        this.#badBody(this.#decoder.error);
+        this.#badBody(decoder.error);
         return;
       }
       complete = r >= 0;
@@ -324,7 +333,7 @@ export class ClientConnection implements ClientSide {
     }
     if (end > 0) {
       if (this.#bodyLimit >= 0) {
-        this.#bodyBytes = this.#chunked ? this.#decoder.dataBytes : this.#bodyBytes + end;
+        this.#bodyBytes = this.#chunked ? this.#decoder!.dataBytes : this.#bodyBytes + end;
         if (this.#bodyBytes > this.#bodyLimit) {
           this.#exchange!.bodyTooLarge();
           return;

@@ -36,7 +36,8 @@ export function countConnections(ctx: ProxyContext, socket: Socket): void {
   const counts = ctx.metrics.connections;
   const listener = ctx.proto;
   counts[listener]++;
-  socket.once('close', () => counts[listener]--);
+  // 'on', not 'once': close comes once anyway, and once() wraps every listener in two more objects.
+  socket.on('close', () => counts[listener]--);
 }
 
 export class Http1Server implements ServerSide {

@@ -7,7 +7,8 @@
 // the bookkeeping (backend, metrics, access log) and the clean close.
 // Never: leave the upstream socket open once the client socket is closed, or
 // let an edit touch the handshake's own fields.
-import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { Agent } from '../../core/node-http.ts';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProxyServer, ServerOptions } from 'http-proxy-3';
