@@ -5,7 +5,7 @@
 // read it (alpn-challenge-responder.ts).
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { TableChange } from '../etcd/route-keys.ts';
-import { parseCertificate } from '../tls/tls-certificate.ts';
+import { parseCertificateValue } from '../tls/tls-certificate.ts';
 import { TLS_POLICY } from '../tls/tls-policy.ts';
 
 export interface AlpnCertificate {
@@ -50,16 +50,7 @@ export class AlpnChallengeStore {
  * acmeIdentifier extension.
  */
 export function parseAlpnCertificate(host: string, raw: string): AlpnCertificate | string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    return 'TLS-ALPN-01 value must be JSON {"cert": PEM certificate, "key": PEM private key}';
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'TLS-ALPN-01 value must be a JSON object {"cert", "key"}';
-  const { cert, key, ...unknown } = parsed as Record<string, unknown>;
-  if (Object.keys(unknown).length > 0) return `unknown field ${JSON.stringify(Object.keys(unknown)[0])} (known: cert, key)`;
-  const spec = parseCertificate(cert, key, 0);
+  const spec = parseCertificateValue(raw, 0);
   if (typeof spec === 'string') return spec;
   if (spec.hosts.length !== 1 || spec.hosts[0] !== host) return `the validation certificate must name exactly ${host} (it names ${spec.hosts.join(', ') || 'nothing'})`;
   return { cert: spec.cert, key: spec.key };

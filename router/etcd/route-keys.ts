@@ -25,7 +25,7 @@ import { SERVICE_NAME } from './service-name.ts';
 import { parseAcmeState, type AcmeState } from '../acme/acme-state.ts';
 import { isChallengeToken, parseKeyAuthorization } from '../acme/challenge-store.ts';
 import { parseAlpnCertificate, type AlpnCertificate } from '../acme/alpn-challenge-store.ts';
-import { parseCertificate, type CertificateSpec } from '../tls/tls-certificate.ts';
+import { parseCertificateValue, type CertificateSpec } from '../tls/tls-certificate.ts';
 import { MIDDLEWARE_FIELDS, parseMiddlewares, type MiddlewareSpec } from '../middleware/middleware-spec.ts';
 import { checkUserList, USER_LIST_NAME } from '../middleware/user-lists.ts';
 
@@ -196,19 +196,6 @@ export class RouteKeys {
   }
 }
 
-/** Parses a `/tls/<name>` value, `{"cert": PEM chain, "key": PEM}`; returns a reason string when unusable. */
-export function parseCertificateValue(raw: string): CertificateSpec | string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    return 'certificate value must be JSON {"cert": PEM chain, "key": PEM private key}';
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'certificate value must be a JSON object {"cert", "key"}';
-  const { cert, key, ...unknown } = parsed as Record<string, unknown>;
-  if (Object.keys(unknown).length > 0) return `unknown field ${JSON.stringify(Object.keys(unknown)[0])} (known: cert, key)`;
-  return parseCertificate(cert, key);
-}
 
 /** Parses `host:port`, `[v6]:port` or `{"host","port","weight"}`; returns a reason string when invalid. */
 export function parseBackendValue(raw: string): BackendSpec | string {

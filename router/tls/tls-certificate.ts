@@ -86,3 +86,20 @@ export function certificateHosts(leaf: X509Certificate): string[] {
   const hosts = names.map((n) => n.trim().toLowerCase().replace(/\.$/, '')).filter((n) => DNS_NAME.test(n));
   return [...new Set(hosts)];
 }
+
+/**
+ * Parses a value in the `/tls/<name>` format, `{"cert": PEM chain, "key": PEM}` (also the ACME
+ * TLS-ALPN-01 validation certificates'); returns a reason string when unusable.
+ */
+export function parseCertificateValue(raw: string, now = Date.now()): CertificateSpec | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return 'certificate value must be JSON {"cert": PEM chain, "key": PEM private key}';
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'certificate value must be a JSON object {"cert", "key"}';
+  const { cert, key, ...unknown } = parsed as Record<string, unknown>;
+  if (Object.keys(unknown).length > 0) return `unknown field ${JSON.stringify(Object.keys(unknown)[0])} (known: cert, key)`;
+  return parseCertificate(cert, key, now);
+}
