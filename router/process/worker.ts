@@ -134,6 +134,6 @@ export async function runWorker(): Promise<void> {
     }
   }
   // Last: it changes V8's flags, which must match the compile cache's while modules load.
-  QuietHeapReducer.forThisProcess().start();
+  if (config.quietGc) QuietHeapReducer.forThisProcess().start();
   send({ type: 'listening' });
 }

@@ -3,8 +3,9 @@
 // and never while it is busy. Runs in a child Node started as workers are (no --expose-gc).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
+import { TUG } from '../helpers/tug-process.ts';
 
 const REDUCER = new URL('../../router/process/quiet-heap.ts', import.meta.url).href;
 
@@ -40,5 +41,13 @@ describe('a worker heap after a burst', () => {
     assert.equal(r.busyCheck, false, 'no reduction while the process is busy');
     assert.equal(r.reductions, 1, 'one reduction once quiet');
     assert.ok(r.after <= r.grown / 4, `young generation after the reduction: ${r.after} bytes (was ${r.grown})`);
+  });
+});
+
+describe('--quiet-gc', () => {
+  it('takes on or off, and refuses anything else at start-up with exit code 2', () => {
+    const result = spawnSync(process.execPath, [TUG, 'router', '--etcd', 'http://127.0.0.1:1', '--quiet-gc', 'sometimes'], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /--quiet-gc: "sometimes" is not on or off/);
   });
 });
