@@ -78,6 +78,8 @@ export interface ConfigSummary {
   readonly blockConcurrency: number;
   readonly maxManifestSize: number;
   readonly cache: { readonly dir: string; readonly size: number } | null;
+  /** --blob-redirect: blob reads the node cache does not hold are 307s to storage. */
+  readonly blobRedirect: boolean;
 }
 
 export interface RegistryDashboardData {
@@ -205,5 +207,6 @@ function configSummary(config: RegistryConfig): ConfigSummary {
     blockConcurrency: config.blockConcurrency,
     maxManifestSize: config.maxManifestSize,
     cache: config.cacheDir === null ? null : { dir: config.cacheDir, size: config.cacheSize },
+    blobRedirect: config.blobRedirect,
   };
 }

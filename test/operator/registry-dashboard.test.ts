@@ -138,6 +138,7 @@ describe('the registry dashboard in a browser', () => {
     assert.match(text, /status\s+serving\s+container\s+container ready\s+probe\s+\/healthz answers 200/);
     assert.match(text, /root directory\s+tenants\/blue/);
     assert.match(text, /serves\s+its own images \(push and pull\)/);
+    assert.match(text, /blob reads\s+served by the registry/, 'without --blob-redirect');
     assert.match(text, /mode\s+none \(anyone who reaches it\)/);
     assert.match(await page.evaluate<string>('document.title'), /^Tug registry images$/);
   });

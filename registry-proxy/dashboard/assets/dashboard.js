@@ -33,6 +33,7 @@ function render(data) {
       ['upload spool', c.uploadDir],
       ['uploads expire', duration(c.uploadExpirySeconds)],
       ['blocks', `${bytes(c.blockSize)} × ${c.blockConcurrency} in parallel`],
+      ['blob reads', c.blobRedirect ? 'redirected to Azure (307) unless the node cache holds them' : 'served by the registry'],
     ]),
     card('mode', c.mirror === null
       ? [['serves', 'its own images (push and pull)'], ['largest manifest', bytes(c.maxManifestSize)]]
