@@ -8,16 +8,11 @@ import { connect as tlsConnect } from 'node:tls';
 import { startBackend, type TestBackend } from '../helpers/backend.ts';
 import { TestCertificates } from '../helpers/certificates.ts';
 import { EtcdServer } from '../helpers/etcd.ts';
+import { h2request, type H2Reply } from '../helpers/http2-client.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startRouter, type RouterProcess } from '../helpers/router.ts';
 import { curl } from '../helpers/tls-client.ts';
 import { waitFor } from '../helpers/wait.ts';
-
-interface H2Reply {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: Buffer;
-}
 
 describe('HTTP/2 to clients', () => {
   let etcd: EtcdServer;
@@ -29,18 +24,8 @@ describe('HTTP/2 to clients', () => {
   let session: ClientHttp2Session;
   const BIG = 8 * 1024 * 1024;
 
-  function request(path: string, headers: Record<string, string> = {}, body?: Buffer | string, s: ClientHttp2Session = session): Promise<H2Reply> {
-    return new Promise((resolve, reject) => {
-      const stream = s.request({ ':path': path, ':method': body === undefined ? 'GET' : 'POST', ...headers }, { endStream: body === undefined });
-      const chunks: Buffer[] = [];
-      let responseHeaders: IncomingHttpHeaders = {};
-      stream.on('response', (h) => { responseHeaders = h; });
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => resolve({ status: Number(responseHeaders[':status']), headers: responseHeaders, body: Buffer.concat(chunks) }));
-      stream.on('error', reject);
-      if (body !== undefined) stream.end(body);
-    });
-  }
+  const request = (path: string, headers: Record<string, string> = {}, body?: Buffer | string, s: ClientHttp2Session = session): Promise<H2Reply> => h2request(s, path, headers, body);
+
 
   before(async () => {
     certs = await TestCertificates.create();
