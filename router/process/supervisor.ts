@@ -23,6 +23,7 @@ import { MetricsAggregator } from '../metrics/metrics-aggregator.ts';
 import { renderMetrics, type CertificateInfo } from '../metrics/metrics-exposition.ts';
 import { isRemoval, RouteKeys, type TableChange } from '../etcd/route-keys.ts';
 import { TableView } from '../table/table-view.ts';
+import { UserListWarnings } from '../table/user-list-warnings.ts';
 import { HealthChecks } from '../health/health-checks.ts';
 import { ensureStickyKey } from '../etcd/sticky-key.ts';
 import { RouterRegistration } from './router-registration.ts';
@@ -66,8 +67,7 @@ export class RouterSupervisor {
   readonly #acme: AcmeCertificates;
   /** Active health checks of the backends of routes with "healthCheck" (router/health/). */
   readonly #checks: HealthChecks;
-  /** Routes whose basicAuth names a user list with no valid value (`route\0name`), to log each change once. */
-  #unresolvedUserLists = new Set<string>();
+  readonly #userListWarnings: UserListWarnings;
   /** The cluster's sticky-cookie key, base64, once read from etcd. */
   #stickyKey: string | null = null;
   #workerConfig: RouterConfig;
@@ -86,6 +86,7 @@ export class RouterSupervisor {
     this.#routerCount = new RouterCount(this.#etcd, routersPrefix(config.etcdPrefix), (count) => {
       for (const worker of this.#workers) this.#send(worker, { type: 'routers', count });
     }, this.#log);
+    this.#userListWarnings = new UserListWarnings(this.#log);
     this.#acme = new AcmeCertificates(this.#etcd, this.#keys.acme, config, log.child({ component: 'acme' }));
     this.#checks = new HealthChecks(log.child({ component: 'health' }), (unhealthy) => {
       for (const worker of this.#workers) this.#send(worker, { type: 'health', unhealthy: [...unhealthy] });
@@ -234,42 +235,12 @@ export class RouterSupervisor {
       else this.#state.set(change.key, change);
     }
     this.#table.apply(changes);
-    if (changes.some((c) => c.kind === 'user-list' || c.kind === 'route')) this.#logUserLists(changes);
+    this.#userListWarnings.observe(changes, this.#table);
     this.#acme.observe(changes);
     const message: ToWorker = { type: 'changes', changes };
     for (const worker of this.#workers) this.#send(worker, message);
     // Only route changes and instances of checked services can change what is checked.
     if (changes.some((c) => c.kind === 'route' || (c.kind === 'backend' && this.#checks.watches(c.service)))) this.#checks.update(this.#table.routes(), this.#table.services());
-  }
-
-  /**
-   * Says which routes a user-list change affects, and warns once per route when its list stops
-   * resolving (missing, never valid, deleted: the route refuses every request) and when it resolves again.
-   */
-  #logUserLists(changes: readonly TableChange[]): void {
-    const references = this.#table.userListReferences();
-    for (const change of changes) {
-      if (change.kind !== 'user-list') continue;
-      const routes = references.filter((r) => r.name === change.name).map((r) => r.route);
-      if (change.users === null) {
-        if (routes.length > 0) this.#log.warn({ key: change.key, routes }, 'user list deleted: the routes referring to it refuse every request (503) until it is put again');
-        else this.#log.info({ key: change.key }, 'user list deleted (no route refers to it)');
-      } else {
-        this.#log.info({ key: change.key, users: change.count, routes }, 'user list applied');
-      }
-    }
-    const unresolved = new Set<string>();
-    for (const { route, name, list } of references) {
-      if (list.resolves) continue;
-      const id = `${route}\0${name}`;
-      unresolved.add(id);
-      if (!this.#unresolvedUserLists.has(id)) this.#log.warn({ route, key: list.key }, 'basicAuth refers to a user list that does not exist or has no valid value: the route refuses every request (503)');
-    }
-    for (const id of this.#unresolvedUserLists) {
-      const [route, name] = id.split('\0');
-      if (!unresolved.has(id) && references.some((r) => r.route === route && r.name === name)) this.#log.info({ route, key: this.#table.userList(name).key }, 'basicAuth user list resolves again');
-    }
-    this.#unresolvedUserLists = unresolved;
   }
 
   /** Reads (or creates) the cluster's sticky-cookie key, retrying while etcd does not answer. */
